@@ -1,0 +1,31 @@
+//! alertctx: raw security telemetry in, agent-safe context bundles out.
+//!
+//! Read the modules in the order an event passes through them:
+//!
+//! 1. [`decode`]    — framing (NDJSON, JSON streams, envelopes, CEF/LEEF/syslog lines,
+//!    Zeek TSV, Windows event XML) and parsing into a borrowed value tree.
+//! 2. [`normalize`] — source detection and the mapping engine that runs the declarative
+//!    `schemas/mappings/<source>.toml` files, producing an OCSF 1.8 event.
+//! 3. [`enrich`]    — asset (CMDB), user (directory) and geo (MaxMind) context.
+//! 4. [`tag`]       — declarative rules that attach namespaced tags.
+//! 5. [`dedup`]     — fingerprints, an event-time window, counts.
+//! 6. [`score`]     — data-gap codes and the 0–100 quality score.
+//! 7. [`bundle`]    — the layered context bundle and its serialisation.
+//!
+//! [`pipeline`] calls those stages in order over a batch; it does no I/O. The shells that do
+//! I/O (`alertctx process` in [`cli`]) feed it records and report what it returns.
+
+pub mod bundle;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod dedup;
+pub mod enrich;
+pub mod normalize;
+pub mod ocsf;
+pub mod path;
+pub mod pipeline;
+pub mod record;
+pub mod score;
+pub mod tag;
+pub mod timeparse;
