@@ -17,6 +17,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod cond;
 pub mod config;
 pub mod decode;
 pub mod dedup;

@@ -122,3 +122,53 @@ mod tests {
         assert_eq!(Value::Object(m), json!({"a": {"b": 2}}));
     }
 }
+
+/// A source path compiled for lookups in decoded records, where a key may itself contain
+/// dots (`id.orig_h` in Zeek TSV, `@timestamp`): at each level the longest run of segments
+/// that names a key is tried after the single segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CPath {
+    raw: String,
+    /// `joins[i][k]` is segments `i..=i+k` joined with dots.
+    joins: Vec<Vec<String>>,
+}
+
+impl CPath {
+    pub fn new(raw: &str) -> CPath {
+        let segs: Vec<&str> = if raw.is_empty() || raw == "." {
+            Vec::new()
+        } else {
+            raw.split('.').collect()
+        };
+        let joins = (0..segs.len())
+            .map(|i| (i..segs.len()).map(|j| segs[i..=j].join(".")).collect())
+            .collect();
+        CPath {
+            raw: raw.to_string(),
+            joins,
+        }
+    }
+
+    /// The path as written.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// Number of segments (0 for `.`, the value itself).
+    pub fn len(&self) -> usize {
+        self.joins.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.joins.is_empty()
+    }
+
+    /// Candidate keys at segment `i`: the single segment first, then longer dotted runs,
+    /// each with the index of the next segment.
+    pub fn keys_at(&self, i: usize) -> impl Iterator<Item = (&str, usize)> {
+        self.joins[i]
+            .iter()
+            .enumerate()
+            .map(move |(k, s)| (s.as_str(), i + k + 1))
+    }
+}

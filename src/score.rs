@@ -1,1 +1,233 @@
-//! (being written)
+//! Score data gaps: every problem an agent should know about, as a machine-readable code
+//! with the field it concerns, and one 0–100 score per bundle.
+//!
+//! Gaps come from four places: the mapping engine (unparseable values, unmapped sources),
+//! the class's OCSF requirements (checked here), event time (checked here against a
+//! reference time), and enrichers (unknown asset, user, geo). [`CODES`] is the catalogue,
+//! with each code's weight; the README's gap table is generated from the same facts.
+
+use crate::ocsf;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+/// One data gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Gap {
+    pub fn new(code: &'static str, field: Option<String>, detail: Option<String>) -> Gap {
+        Gap { code, field, detail }
+    }
+}
+
+/// A gap code: what it means, what one occurrence costs, and the most all occurrences of
+/// it may cost together.
+#[derive(Debug, Clone, Copy)]
+pub struct GapCode {
+    pub code: &'static str,
+    pub group: &'static str,
+    pub weight: u32,
+    pub cap: u32,
+    pub meaning: &'static str,
+}
+
+/// Every gap code alertctx emits.
+pub const CODES: &[GapCode] = &[
+    GapCode { code: "source_unmapped", group: "mapping", weight: 60, cap: 60, meaning: "No mapping recognised the record; it is a Base Event with everything under `alert.unmapped`." },
+    GapCode { code: "class_unmapped", group: "mapping", weight: 40, cap: 40, meaning: "The source was recognised but none of its class rules matched this kind of record." },
+    GapCode { code: "fields_unmapped", group: "mapping", weight: 5, cap: 5, meaning: "Vendor fields with no OCSF place were kept under `alert.unmapped` (detail: how many)." },
+    GapCode { code: "value_invalid", group: "mapping", weight: 3, cap: 15, meaning: "A vendor value could not be converted (an IP that is not an IP, a port over 65535); the attribute was left out." },
+    GapCode { code: "value_truncated", group: "mapping", weight: 2, cap: 10, meaning: "A value was longer than its cap and was cut (detail: original length)." },
+    GapCode { code: "required_missing", group: "schema", weight: 15, cap: 45, meaning: "An attribute OCSF requires for the class is absent." },
+    GapCode { code: "recommended_missing", group: "schema", weight: 2, cap: 16, meaning: "An attribute OCSF recommends for the class is absent." },
+    GapCode { code: "time_missing", group: "time", weight: 25, cap: 25, meaning: "The record carries no event time." },
+    GapCode { code: "time_unparseable", group: "time", weight: 25, cap: 25, meaning: "The event time is in a format no parser understood." },
+    GapCode { code: "time_future", group: "time", weight: 15, cap: 15, meaning: "The event time is later than the reference time plus the allowed skew." },
+    GapCode { code: "time_too_old", group: "time", weight: 10, cap: 10, meaning: "The event time is older than the reference time minus `max_age`." },
+    GapCode { code: "asset_unknown", group: "enrichment", weight: 5, cap: 10, meaning: "An IP or host name the asset inventory should know is not in it." },
+    GapCode { code: "user_unknown", group: "enrichment", weight: 5, cap: 10, meaning: "A user the identity directory should know is not in it." },
+    GapCode { code: "geo_unknown", group: "enrichment", weight: 3, cap: 6, meaning: "A public IP has no record in the geo database." },
+];
+
+pub fn code_info(code: &str) -> Option<&'static GapCode> {
+    CODES.iter().find(|c| c.code == code)
+}
+
+/// Quality settings (`[quality]` in the configuration).
+#[derive(Debug, Clone, serde::Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// Events older than this before the reference time get `time_too_old`.
+    pub max_age: String,
+    /// Events later than the reference time by more than this get `time_future`.
+    pub future_skew: String,
+    /// What "now" is for the time checks: `wall` (the clock; output then depends on when it
+    /// ran), `none` (skip the future/too-old checks), or a fixed RFC 3339 time. In the Kafka
+    /// worker the broker timestamp of each message is the reference, whatever this says.
+    pub reference_time: String,
+    /// Recommended attributes not to report as gaps (alertctx does not build them yet).
+    pub ignore_recommended: Vec<String>,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig {
+            max_age: "7d".into(),
+            future_skew: "5m".into(),
+            reference_time: "wall".into(),
+            ignore_recommended: vec!["observables".into(), "timezone_offset".into()],
+        }
+    }
+}
+
+/// Compiled quality settings.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    max_age_ms: i64,
+    future_skew_ms: i64,
+    reference: Reference,
+    ignore_recommended: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Reference {
+    Wall,
+    None,
+    Fixed(i64),
+}
+
+impl Scorer {
+    pub fn new(cfg: &QualityConfig) -> anyhow::Result<Scorer> {
+        let dur = |s: &str, key: &str| {
+            crate::timeparse::parse_duration_ms(s).ok_or_else(|| anyhow::anyhow!("quality.{key}: `{s}` is not a duration like 10m or 7d"))
+        };
+        let reference = match cfg.reference_time.as_str() {
+            "wall" => Reference::Wall,
+            "none" => Reference::None,
+            other => Reference::Fixed(crate::timeparse::parse_str_ms(other).ok_or_else(|| {
+                anyhow::anyhow!("quality.reference_time: `{other}` is not `wall`, `none` or an RFC 3339 time")
+            })?),
+        };
+        Ok(Scorer {
+            max_age_ms: dur(&cfg.max_age, "max_age")?,
+            future_skew_ms: dur(&cfg.future_skew, "future_skew")?,
+            reference,
+            ignore_recommended: cfg.ignore_recommended.clone(),
+        })
+    }
+
+    /// The reference time for a record: the broker timestamp when there is one, else the
+    /// configured reference.
+    pub fn reference_ms(&self, broker_ms: Option<i64>) -> Option<i64> {
+        broker_ms.or(match self.reference {
+            Reference::Wall => Some(chrono::Utc::now().timestamp_millis()),
+            Reference::None => None,
+            Reference::Fixed(ms) => Some(ms),
+        })
+    }
+
+    /// Gaps from the class's OCSF requirements and from event time.
+    pub fn check(&self, alert: &Json, class_uid: u32, reference_ms: Option<i64>, gaps: &mut Vec<Gap>) {
+        if let Some(class) = ocsf::class(class_uid) {
+            for attr in &class.required {
+                if attr != "time" && !crate::path::is_present(alert, attr) {
+                    gaps.push(Gap::new("required_missing", Some(attr.clone()), None));
+                }
+            }
+            for attr in &class.recommended {
+                if !self.ignore_recommended.contains(attr) && !crate::path::is_present(alert, attr) {
+                    gaps.push(Gap::new("recommended_missing", Some(attr.clone()), None));
+                }
+            }
+        }
+        let already_unparseable = gaps.iter().any(|g| g.code == "time_unparseable");
+        match alert.get("time").and_then(Json::as_i64) {
+            None if !already_unparseable => gaps.push(Gap::new("time_missing", Some("time".into()), None)),
+            None => {}
+            Some(t) => {
+                if let Some(now) = reference_ms {
+                    if t > now + self.future_skew_ms {
+                        gaps.push(Gap::new("time_future", Some("time".into()), Some(format!("{} s ahead", (t - now) / 1000))));
+                    } else if t < now - self.max_age_ms {
+                        gaps.push(Gap::new("time_too_old", Some("time".into()), Some(format!("{} h old", (now - t) / 3_600_000))));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The score: 100 minus each code's weight per occurrence, each code capped, floored at 0.
+pub fn score(gaps: &[Gap]) -> u8 {
+    let mut total = 0u32;
+    for info in CODES {
+        let n = gaps.iter().filter(|g| g.code == info.code).count() as u32;
+        total += (n * info.weight).min(info.cap);
+    }
+    100u32.saturating_sub(total) as u8
+}
+
+/// Sort gaps into their stable order: by code catalogue position, then field.
+pub fn sort_gaps(gaps: &mut [Gap]) {
+    let pos = |c: &str| CODES.iter().position(|i| i.code == c).unwrap_or(usize::MAX);
+    gaps.sort_by(|a, b| (pos(a.code), &a.field, &a.detail).cmp(&(pos(b.code), &b.field, &b.detail)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scorer(reference: &str) -> Scorer {
+        Scorer::new(&QualityConfig { reference_time: reference.into(), ..Default::default() }).unwrap()
+    }
+
+    #[test]
+    fn weights_and_caps() {
+        assert_eq!(score(&[]), 100);
+        let g = |c| Gap::new(c, None, None);
+        assert_eq!(score(&[g("required_missing")]), 85);
+        assert_eq!(score(&vec![g("recommended_missing"); 20]), 84, "capped at 16");
+        assert_eq!(score(&[g("source_unmapped"), g("time_missing"), g("required_missing"), g("required_missing")]), 0);
+        assert!(CODES.iter().all(|c| c.weight <= c.cap));
+    }
+
+    #[test]
+    fn class_requirements_and_time() {
+        let s = scorer("2024-01-01T00:00:00Z");
+        let now = s.reference_ms(None).unwrap();
+        let alert = json!({"class_uid": 3002, "time": now - 60_000, "user": {"name": "ann"}, "src_endpoint": {"ip": "10.0.0.1"}});
+        let mut gaps = Vec::new();
+        s.check(&alert, 3002, Some(now), &mut gaps);
+        assert!(gaps.iter().all(|g| g.code != "required_missing" || g.field.as_deref() != Some("user")));
+        assert!(gaps.iter().any(|g| g.code == "required_missing" && g.field.as_deref() == Some("metadata")));
+        assert!(gaps.iter().any(|g| g.code == "recommended_missing" && g.field.as_deref() == Some("dst_endpoint")));
+        assert!(!gaps.iter().any(|g| g.field.as_deref() == Some("src_endpoint")));
+        assert!(!gaps.iter().any(|g| g.code.starts_with("time_")));
+
+        let mut gaps = Vec::new();
+        s.check(&json!({"time": now + 3_600_000}), 0, Some(now), &mut gaps);
+        assert_eq!(gaps[0].code, "time_future");
+        let mut gaps = Vec::new();
+        s.check(&json!({"time": now - 30 * 86_400_000i64}), 0, Some(now), &mut gaps);
+        assert_eq!(gaps[0].code, "time_too_old");
+        let mut gaps = Vec::new();
+        s.check(&json!({}), 0, Some(now), &mut gaps);
+        assert_eq!(gaps[0].code, "time_missing");
+        let mut gaps = Vec::new();
+        scorer("none").check(&json!({"time": 1}), 0, None, &mut gaps);
+        assert!(gaps.is_empty(), "no reference time, no age checks");
+    }
+
+    #[test]
+    fn bad_settings_are_errors() {
+        assert!(Scorer::new(&QualityConfig { max_age: "soon".into(), ..Default::default() }).is_err());
+        assert!(Scorer::new(&QualityConfig { reference_time: "yesterday".into(), ..Default::default() }).is_err());
+    }
+}

@@ -1,1 +1,318 @@
-//! (being written)
+//! Framing: split an input stream into records, and say what kind each one is.
+//!
+//! Files and stdin are read line by line. A line whose first non-blank byte is `{` or `[`
+//! starts a JSON value, which may span lines (pretty-printed or concatenated values); `<Event`
+//! starts a Windows event in XML; Zeek `#separator`/`#fields` headers switch to Zeek TSV rows
+//! until `#close`; any other non-blank line is one text record (CEF, LEEF, syslog, PAN-OS CSV).
+//! Blank lines are not records.
+//!
+//! A JSON value still open at the end of input, or one that is broken off by a new top-level
+//! object at column 0, is a `truncated` dead letter with its bytes; one that grows past the
+//! size cap is a `too_large` dead letter. A Kafka message is framed by [`frame_message`]: one
+//! record (which may still be an envelope of several).
+
+use super::zeek_tsv::ZeekHeader;
+use super::{DecodeError, Limits, Reason};
+use crate::record::{Origin, RawRecord, RecordKind};
+use std::sync::Arc;
+
+/// A framing result: a record, or bytes that could not be framed and why.
+#[derive(Debug)]
+pub enum Framed {
+    Record(RawRecord),
+    Error { origin: Origin, bytes: Vec<u8>, error: DecodeError },
+}
+
+#[derive(Debug, Default)]
+struct JsonScan {
+    depth: usize,
+    in_str: bool,
+    esc: bool,
+}
+
+impl JsonScan {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.in_str {
+                match (self.esc, b) {
+                    (true, _) => self.esc = false,
+                    (false, b'\\') => self.esc = true,
+                    (false, b'"') => self.in_str = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_str = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+}
+
+enum State {
+    Idle,
+    Json { start: u64, buf: Vec<u8>, scan: JsonScan, object: bool, oversize: bool },
+    Xml { start: u64, buf: Vec<u8> },
+}
+
+/// Line-driven framer for one input (a file or stdin).
+pub struct Framer {
+    input: Arc<str>,
+    limits: Limits,
+    line_no: u64,
+    state: State,
+    zeek_building: ZeekHeader,
+    zeek: Option<Arc<ZeekHeader>>,
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+impl Framer {
+    pub fn new(input: &str, limits: Limits) -> Framer {
+        Framer {
+            input: Arc::from(input),
+            limits,
+            line_no: 0,
+            state: State::Idle,
+            zeek_building: ZeekHeader::default(),
+            zeek: None,
+        }
+    }
+
+    fn origin(&self, line: u64) -> Origin {
+        Origin::File { input: self.input.clone(), line }
+    }
+
+    /// Feed one line (its `\n` or `\r\n` may be present or not).
+    pub fn push_line(&mut self, line: &[u8], out: &mut Vec<Framed>) {
+        self.line_no += 1;
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Idle => self.start(line, out),
+            State::Json { start, mut buf, mut scan, object, oversize } => {
+                let head = trim_start(line);
+                let col0_object = line.first() == Some(&b'{');
+                if object && col0_object && scan.depth > 0 && !scan.in_str {
+                    // A new top-level object: the open one was broken off.
+                    self.json_error(start, buf, oversize, Reason::Truncated, "JSON value broken off by a new record", out);
+                    return self.start(line, out);
+                }
+                if head.is_empty() && scan.depth == 0 {
+                    return;
+                }
+                let oversize = oversize || buf.len() + line.len() > self.limits.max_record_bytes;
+                if !oversize || buf.len() < 4 * self.limits.max_record_bytes {
+                    buf.push(b'\n');
+                    buf.extend_from_slice(line);
+                }
+                scan.feed(line);
+                self.after_json_line(start, buf, scan, object, oversize, out);
+            }
+            State::Xml { start, mut buf } => {
+                buf.push(b'\n');
+                buf.extend_from_slice(line);
+                self.after_xml_line(start, buf, out);
+            }
+        }
+    }
+
+    fn start(&mut self, line: &[u8], out: &mut Vec<Framed>) {
+        let head = trim_start(line);
+        let start = self.line_no;
+        match head.first() {
+            None => {}
+            Some(b'{') | Some(b'[') => {
+                let mut scan = JsonScan::default();
+                scan.feed(line);
+                let oversize = line.len() > self.limits.max_record_bytes;
+                self.after_json_line(start, line.to_vec(), scan, head[0] == b'{', oversize, out);
+            }
+            Some(b'<') => {
+                if head.starts_with(b"<?xml") || head.starts_with(b"<Events") || head.starts_with(b"</Events") {
+                    // Prolog and wrapper of an XML event export; each <Event> inside is a record.
+                    if let Some(pos) = find(head, b"<Event ").or_else(|| find(head, b"<Event>")) {
+                        return self.start(&head[pos..], out);
+                    }
+                    return;
+                }
+                self.after_xml_line(start, line.to_vec(), out);
+            }
+            Some(b'#') if self.zeek_directive(head) => {}
+            Some(_) => {
+                let kind = match &self.zeek {
+                    Some(h) => RecordKind::ZeekTsv(h.clone()),
+                    None => RecordKind::Text,
+                };
+                out.push(Framed::Record(RawRecord { bytes: line.to_vec(), origin: self.origin(start), kind }));
+            }
+        }
+    }
+
+    fn zeek_directive(&mut self, head: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(head) else {
+            return false;
+        };
+        if text.starts_with("#separator") {
+            self.zeek_building = ZeekHeader::default();
+        }
+        if !self.zeek_building.apply_directive(text) {
+            return false;
+        }
+        if text.starts_with("#close") {
+            self.zeek = None;
+            self.zeek_building = ZeekHeader::default();
+        } else if self.zeek_building.is_ready() {
+            self.zeek = Some(Arc::new(self.zeek_building.clone()));
+        }
+        true
+    }
+
+    fn after_json_line(&mut self, start: u64, buf: Vec<u8>, scan: JsonScan, object: bool, oversize: bool, out: &mut Vec<Framed>) {
+        if scan.in_str {
+            // JSON strings cannot hold a raw line break: this record is broken.
+            return self.json_error(start, buf, oversize, Reason::InvalidJson, "line break inside a JSON string", out);
+        }
+        if scan.depth > 0 {
+            self.state = State::Json { start, buf, scan, object, oversize };
+            return;
+        }
+        if oversize {
+            return self.json_error(start, buf, oversize, Reason::TooLarge, "", out);
+        }
+        out.push(Framed::Record(RawRecord { bytes: buf, origin: self.origin(start), kind: RecordKind::Json }));
+    }
+
+    fn json_error(&self, start: u64, bytes: Vec<u8>, oversize: bool, reason: Reason, msg: &str, out: &mut Vec<Framed>) {
+        let error = if oversize {
+            DecodeError::new(Reason::TooLarge, format!("record is over the {} byte limit", self.limits.max_record_bytes))
+        } else {
+            DecodeError::new(reason, msg)
+        };
+        out.push(Framed::Error { origin: self.origin(start), bytes, error });
+    }
+
+    fn after_xml_line(&mut self, start: u64, buf: Vec<u8>, out: &mut Vec<Framed>) {
+        if let Some(end) = find(&buf, b"</Event>") {
+            let end = end + b"</Event>".len();
+            let mut buf = buf;
+            buf.truncate(end);
+            out.push(Framed::Record(RawRecord { bytes: buf, origin: self.origin(start), kind: RecordKind::Xml }));
+        } else if buf.len() > self.limits.max_record_bytes {
+            out.push(Framed::Error {
+                origin: self.origin(start),
+                bytes: buf,
+                error: DecodeError::new(Reason::TooLarge, "XML event over the size limit"),
+            });
+        } else {
+            self.state = State::Xml { start, buf };
+        }
+    }
+
+    /// End of input: whatever is still open is a truncated record.
+    pub fn finish(&mut self, out: &mut Vec<Framed>) {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Idle => {}
+            State::Json { start, buf, oversize, .. } => {
+                self.json_error(start, buf, oversize, Reason::Truncated, "input ended inside a JSON value", out)
+            }
+            State::Xml { start, buf } => out.push(Framed::Error {
+                origin: self.origin(start),
+                bytes: buf,
+                error: DecodeError::new(Reason::Truncated, "input ended inside an XML event"),
+            }),
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay, needle)
+}
+
+/// Frame one Kafka message: one record, whose kind is read from its first non-blank byte.
+pub fn frame_message(bytes: &[u8], origin: Origin) -> RawRecord {
+    let kind = match trim_start(bytes).first() {
+        Some(b'{') | Some(b'[') => RecordKind::Json,
+        Some(b'<') => RecordKind::Xml,
+        _ => RecordKind::Text,
+    };
+    let mut end = bytes.len();
+    while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    RawRecord { bytes: bytes[..end].to_vec(), origin, kind }
+}
+
+/// Frame a whole in-memory input (tests, benchmarks).
+pub fn frame_all(input: &str, data: &[u8], limits: Limits) -> Vec<Framed> {
+    let mut f = Framer::new(input, limits);
+    let mut out = Vec::new();
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        f.push_line(line, &mut out);
+    }
+    f.finish(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(data: &str) -> Vec<String> {
+        frame_all("t", data.as_bytes(), Limits { max_record_bytes: 200, max_depth: 8 })
+            .into_iter()
+            .map(|f| match f {
+                Framed::Record(r) => {
+                    let Origin::File { line, .. } = r.origin else { unreachable!() };
+                    format!("{line}:{:?}:{}", r.kind, String::from_utf8_lossy(&r.bytes).replace('\n', "⏎"))
+                }
+                Framed::Error { origin: Origin::File { line, .. }, error, .. } => format!("{line}:ERR:{}", error.reason),
+                Framed::Error { .. } => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ndjson_and_multiline_json() {
+        let got = summary("{\"a\":1}\r\n\n{\n  \"b\": {\"c\": \"}\"}\n}\n[{\"x\":1},\n{\"y\":2}]\n");
+        assert_eq!(got, vec!["1:Json:{\"a\":1}", "3:Json:{⏎  \"b\": {\"c\": \"}\"}⏎}", "6:Json:[{\"x\":1},⏎{\"y\":2}]"]);
+    }
+
+    #[test]
+    fn broken_json_is_recovered_at_the_next_record() {
+        let got = summary("{\"a\": 1,\n{\"b\":2}\n{\"c\": \"open string\n{\"d\":4}\n{\"e\": [1,\n");
+        assert_eq!(got, vec!["1:ERR:truncated", "2:Json:{\"b\":2}", "3:ERR:invalid_json", "4:Json:{\"d\":4}", "5:ERR:truncated"]);
+    }
+
+    #[test]
+    fn oversize_records_are_dead_lettered_whole() {
+        let big = format!("{{\"a\":\"{}\"}}\n{{\"ok\":1}}\n", "x".repeat(300));
+        let got = summary(&big);
+        assert_eq!(got[0], "1:ERR:too_large");
+        assert_eq!(got[1], "2:Json:{\"ok\":1}");
+        let big = format!("{{\n\"a\":\"{}\",\n\"b\":\"{}\"\n}}\n{{\"ok\":1}}\n", "x".repeat(150), "y".repeat(150));
+        let got = summary(&big);
+        assert_eq!(got, vec!["1:ERR:too_large", "5:Json:{\"ok\":1}"]);
+    }
+
+    #[test]
+    fn text_and_xml() {
+        let got = summary("CEF:0|a|b|1|2|n|5|src=1.2.3.4\n<?xml version=\"1.0\"?>\n<Events>\n<Event xmlns='x'><System/>\n</Event>\n</Events>\n");
+        assert_eq!(got, vec!["1:Text:CEF:0|a|b|1|2|n|5|src=1.2.3.4", "4:Xml:<Event xmlns='x'><System/>⏎</Event>"]);
+    }
+
+    #[test]
+    fn kafka_messages_are_one_record() {
+        let o = Origin::Kafka { topic: "t".into(), partition: 0, offset: 1 };
+        assert_eq!(frame_message(b"  {\"a\":1}\n", o.clone()).kind, RecordKind::Json);
+        assert_eq!(frame_message(b"<Event/>", o.clone()).kind, RecordKind::Xml);
+        let r = frame_message(b"CEF:0|x\r\n", o);
+        assert_eq!((r.kind, r.bytes), (RecordKind::Text, b"CEF:0|x".to_vec()));
+    }
+}

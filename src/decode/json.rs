@@ -1,5 +1,123 @@
-//! JSON records.
+//! JSON records: depth check, then simd-json's in-place borrowed parse; envelope unwrapping.
+
 use super::{DecodeError, Limits, Reason, Value};
-pub fn parse<'a>(_buf: &'a mut [u8], _limits: &Limits) -> Result<Value<'a>, DecodeError> {
-    Err(DecodeError::new(Reason::InvalidJson, "not yet"))
+use simd_json::prelude::*;
+
+/// Deepest nesting of arrays/objects in a JSON text, ignoring brackets inside strings.
+/// Stops counting once `limit` is passed.
+pub fn nesting_depth(bytes: &[u8], limit: usize) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    max = depth;
+                    if max > limit {
+                        return max;
+                    }
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parse one JSON record in place.
+pub fn parse<'a>(buf: &'a mut [u8], limits: &Limits) -> Result<Value<'a>, DecodeError> {
+    let depth = nesting_depth(buf, limits.max_depth);
+    if depth > limits.max_depth {
+        return Err(DecodeError::new(
+            Reason::TooDeep,
+            format!("nesting deeper than {}", limits.max_depth),
+        ));
+    }
+    if let Err(e) = std::str::from_utf8(buf) {
+        return Err(DecodeError::new(
+            Reason::InvalidUtf8,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        ));
+    }
+    simd_json::to_borrowed_value(buf).map_err(|e| DecodeError::new(Reason::InvalidJson, e.to_string()))
+}
+
+/// Split an envelope into its records: a top-level array, CloudTrail's `{"Records": [...]}`,
+/// or Microsoft Graph's `{"value": [...], "@odata.context": ...}`. Anything else is one record.
+pub fn unwrap_envelope(v: Value<'_>) -> Result<(Vec<Value<'_>>, bool), DecodeError> {
+    let items = match v {
+        Value::Array(items) => *items,
+        Value::Object(mut obj) => {
+            let is_cloudtrail = obj.len() == 1 && obj.get("Records").is_some_and(|r| r.is_array());
+            let is_graph = obj.get("value").is_some_and(|r| r.is_array())
+                && obj.keys().all(|k| k == "value" || k.starts_with("@odata"));
+            let key = if is_cloudtrail {
+                "Records"
+            } else if is_graph {
+                "value"
+            } else {
+                return Ok((vec![Value::Object(obj)], false));
+            };
+            match obj.remove(key) {
+                Some(Value::Array(items)) => *items,
+                _ => unreachable!("checked to be an array above"),
+            }
+        }
+        other => {
+            return Err(DecodeError::new(
+                Reason::InvalidJson,
+                format!("a record must be an object or an array of objects, found {:?}", other.value_type()),
+            ))
+        }
+    };
+    if items.is_empty() {
+        return Err(DecodeError::new(Reason::EmptyEnvelope, "the envelope holds no records"));
+    }
+    if let Some(pos) = items.iter().position(|i| !i.is_object()) {
+        return Err(DecodeError::new(
+            Reason::InvalidJson,
+            format!("envelope element {pos} is not an object"),
+        ));
+    }
+    Ok((items, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<usize, DecodeError> {
+        let mut b = s.as_bytes().to_vec();
+        let v = parse(&mut b, &Limits { max_record_bytes: 1 << 20, max_depth: 4 })?;
+        let n = unwrap_envelope(v)?.0.len();
+        Ok(n)
+    }
+
+    #[test]
+    fn envelopes_and_errors() {
+        assert_eq!(parse_str(r#"{"a":1}"#), Ok(1));
+        assert_eq!(parse_str(r#"{"Records":[{"a":1},{"a":2}]}"#), Ok(2));
+        assert_eq!(parse_str(r#"{"@odata.context":"x","value":[{"a":1},{"b":2},{"c":3}]}"#), Ok(3));
+        assert_eq!(parse_str(r#"[{"a":1},{"a":2}]"#), Ok(2));
+        assert_eq!(parse_str(r#"{"Records":[{"a":1}],"other":1}"#), Ok(1), "not an envelope");
+        assert_eq!(parse_str("[]").unwrap_err().reason, Reason::EmptyEnvelope);
+        assert_eq!(parse_str("[1,2]").unwrap_err().reason, Reason::InvalidJson);
+        assert_eq!(parse_str("42").unwrap_err().reason, Reason::InvalidJson);
+        assert_eq!(parse_str(r#"{"a":}"#).unwrap_err().reason, Reason::InvalidJson);
+        assert_eq!(parse_str(r#"{"a":[[[[[1]]]]]}"#).unwrap_err().reason, Reason::TooDeep);
+        assert_eq!(parse_str(r#"{"a":"[[[[[[[["}"#), Ok(1), "brackets in strings do not count");
+        let mut bad = b"{\"a\":\"\xff\"}".to_vec();
+        assert_eq!(parse(&mut bad, &Limits::default()).unwrap_err().reason, Reason::InvalidUtf8);
+    }
 }

@@ -1,0 +1,625 @@
+//! The mapping engine: compiles a [`MappingDef`] once into field extractors and runs them
+//! over decoded records to build the OCSF event.
+
+use super::spec::{ClassDef, FieldDef, FieldRuleDef, MappingDef};
+use super::value::{lookup, present, text, to_json};
+use crate::cond::Cond;
+use crate::decode::Value;
+use crate::path::{self, CPath};
+use crate::score::Gap;
+use anyhow::{bail, Context};
+use regex::Regex;
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A mapping ready to run.
+#[derive(Debug)]
+pub struct Mapping {
+    pub id: String,
+    pub version: String,
+    pub name: String,
+    pub formats: Vec<String>,
+    pub priority: i32,
+    pub detect: Option<Cond>,
+    product: Json,
+    null_values: Vec<String>,
+    transport: HashSet<String>,
+    classes: Vec<CompiledClass>,
+}
+
+#[derive(Debug)]
+struct CompiledClass {
+    name: String,
+    when: Option<Cond>,
+    class_uid: u32,
+    activity_id: Option<i64>,
+    severity_id: Option<i64>,
+    rules: Vec<Rule>,
+    /// Source paths the rules read; the rest of the record goes to `unmapped`.
+    consumed: HashSet<String>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    target: String,
+    source: Source,
+    split: Option<String>,
+    regex: Option<Regex>,
+    map: Option<HashMap<String, Json>>,
+    map_default: Option<Json>,
+    conv: Conv,
+    default: Option<Json>,
+    when: Option<Cond>,
+    each: Option<Vec<Rule>>,
+}
+
+#[derive(Debug)]
+enum Source {
+    Paths(Vec<CPath>),
+    Const(Json),
+    Template(Vec<TplPart>),
+}
+
+#[derive(Debug)]
+enum TplPart {
+    Lit(String),
+    Field(CPath),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conv {
+    Keep,
+    String,
+    Int,
+    Float,
+    Bool,
+    Time,
+    Ip,
+    Port,
+    Lower,
+    Upper,
+    Json,
+    List,
+}
+
+/// What mapping one record produced.
+#[derive(Debug)]
+pub struct Mapped {
+    pub alert: Map<String, Json>,
+    pub class_uid: u32,
+    /// Name of the class rule that matched (`None`: no rule matched, Base Event).
+    pub rule: Option<String>,
+    /// Unmapped vendor leaves, not counting transport fields.
+    pub unmapped_leaves: usize,
+    pub gaps: Vec<Gap>,
+}
+
+pub fn toml_to_json(v: &toml::Value) -> Json {
+    match v {
+        toml::Value::String(s) => Json::String(s.clone()),
+        toml::Value::Integer(i) => Json::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        toml::Value::Boolean(b) => Json::Bool(*b),
+        toml::Value::Datetime(d) => Json::String(d.to_string()),
+        toml::Value::Array(a) => Json::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Json::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+    }
+}
+
+impl Mapping {
+    pub fn compile(def: &MappingDef) -> anyhow::Result<Mapping> {
+        if def.classes.is_empty() {
+            bail!("mapping `{}` has no [[class]] rules", def.id);
+        }
+        let mut classes = Vec::new();
+        for (i, class) in def.classes.iter().enumerate() {
+            classes.push(
+                compile_class(def, class)
+                    .with_context(|| format!("class rule #{} ({})", i + 1, class.class_uid))?,
+            );
+        }
+        Ok(Mapping {
+            id: def.id.clone(),
+            version: def.version.clone(),
+            name: def.name.clone(),
+            formats: def.formats.clone(),
+            priority: def.priority,
+            detect: def.detect.as_ref().map(Cond::compile).transpose().context("detect")?,
+            product: Json::Object(def.product.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+            null_values: def
+                .null_values
+                .clone()
+                .unwrap_or_else(|| vec![String::new(), "-".to_string()]),
+            transport: def.transport.iter().cloned().collect(),
+            classes,
+        })
+    }
+
+    /// Map one record. Never fails: a record no class rule matches becomes a Base Event with
+    /// everything under `unmapped` and a `class_unmapped` gap.
+    pub fn apply(&self, record: &Value<'_>) -> Mapped {
+        let class = self.classes.iter().find(|c| c.when.as_ref().is_none_or(|w| w.eval(record)));
+        let mut alert = Map::new();
+        let mut gaps = Vec::new();
+        let (class_uid, rule_name, unmapped_leaves) = match class {
+            Some(class) => {
+                alert.insert("class_uid".into(), Json::from(class.class_uid));
+                alert.insert("activity_id".into(), Json::from(class.activity_id.unwrap_or(0)));
+                alert.insert("severity_id".into(), Json::from(class.severity_id.unwrap_or(1)));
+                for rule in &class.rules {
+                    if let Some(v) = self.run_rule(rule, record, &mut gaps) {
+                        path::set(&mut alert, &rule.target, v);
+                    }
+                }
+                let mut leaves = 0;
+                if let Some(unmapped) = self.unmapped(record, class, "", &mut leaves) {
+                    alert.insert("unmapped".into(), unmapped);
+                }
+                (class.class_uid, Some(class.name.clone()), leaves)
+            }
+            None => {
+                alert.insert("class_uid".into(), Json::from(0));
+                alert.insert("activity_id".into(), Json::from(0));
+                alert.insert("severity_id".into(), Json::from(0));
+                alert.insert("unmapped".into(), to_json(record));
+                gaps.push(Gap::new("class_unmapped", None, Some(format!("no class rule of `{}` matched", self.id))));
+                (0, None, 0)
+            }
+        };
+        if self.product.as_object().is_some_and(|p| !p.is_empty()) {
+            path::set(&mut alert, "metadata.product", self.product.clone());
+        }
+        Mapped {
+            alert,
+            class_uid,
+            rule: rule_name,
+            unmapped_leaves,
+            gaps,
+        }
+    }
+
+    fn is_null(&self, v: &Value<'_>) -> bool {
+        if !present(v) {
+            return true;
+        }
+        matches!(v, Value::String(s) if self.null_values.iter().any(|n| n == s.as_ref()))
+    }
+
+    fn run_rule(&self, rule: &Rule, record: &Value<'_>, gaps: &mut Vec<Gap>) -> Option<Json> {
+        if let Some(w) = &rule.when {
+            if !w.eval(record) {
+                return None;
+            }
+        }
+        let out = self.rule_value(rule, record, gaps);
+        out.or_else(|| rule.default.clone())
+    }
+
+    fn rule_value(&self, rule: &Rule, record: &Value<'_>, gaps: &mut Vec<Gap>) -> Option<Json> {
+        let mut value: Json = match &rule.source {
+            Source::Const(c) => return Some(c.clone()),
+            Source::Paths(paths) => {
+                let found = paths
+                    .iter()
+                    .filter_map(|p| lookup(record, p))
+                    .find(|v| !self.is_null(v))?;
+                if let Some(each) = &rule.each {
+                    let items: Vec<&Value<'_>> = match found {
+                        Value::Array(a) => a.iter().collect(),
+                        other => vec![other],
+                    };
+                    let mut out = Vec::new();
+                    for item in items {
+                        let mut obj = Map::new();
+                        for sub in each {
+                            if let Some(v) = self.run_rule(sub, item, gaps) {
+                                path::set(&mut obj, &sub.target, v);
+                            }
+                        }
+                        if !obj.is_empty() {
+                            out.push(Json::Object(obj));
+                        }
+                    }
+                    return (!out.is_empty()).then_some(Json::Array(out));
+                }
+                to_json(found)
+            }
+            Source::Template(parts) => {
+                let mut s = String::new();
+                for part in parts {
+                    match part {
+                        TplPart::Lit(l) => s.push_str(l),
+                        TplPart::Field(p) => {
+                            let v = lookup(record, p).filter(|v| !self.is_null(v))?;
+                            s.push_str(&text(v)?);
+                        }
+                    }
+                }
+                Json::String(s)
+            }
+        };
+        if let (Some(sep), Json::String(s)) = (&rule.split, &value) {
+            value = Json::Array(
+                s.split(sep.as_str())
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| Json::String(p.to_string()))
+                    .collect(),
+            );
+        }
+        if let Some(re) = &rule.regex {
+            let s = json_text(&value)?;
+            let caps = re.captures(&s)?;
+            let m = caps.get(1).or_else(|| caps.get(0))?;
+            value = Json::String(m.as_str().to_string());
+        }
+        value = match convert(rule.conv, value) {
+            Ok(v) => v,
+            Err(bad) => {
+                let code = if rule.target == "time" { "time_unparseable" } else { "value_invalid" };
+                gaps.push(Gap::new(code, Some(rule.target.clone()), Some(truncate_detail(&bad))));
+                return None;
+            }
+        };
+        if let Some(map) = &rule.map {
+            let key = json_text(&value)?;
+            value = match map.get(key.as_str()) {
+                Some(v) => v.clone(),
+                None => rule.map_default.clone()?,
+            };
+        }
+        Some(value)
+    }
+
+    /// The part of `v` (at `prefix`) no rule consumed, with the count of its leaves.
+    fn unmapped(&self, v: &Value<'_>, class: &CompiledClass, prefix: &str, leaves: &mut usize) -> Option<Json> {
+        let Value::Object(obj) = v else { return None };
+        let mut out = Map::new();
+        for (k, child) in obj.iter() {
+            let full = if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+            if class.consumed.contains(&full) {
+                continue;
+            }
+            if self.is_null(child) {
+                continue;
+            }
+            if self.transport.contains(&full) {
+                out.insert(k.to_string(), to_json(child));
+                continue;
+            }
+            if matches!(child, Value::Object(_)) {
+                if let Some(rest) = self.unmapped(child, class, &full, leaves) {
+                    out.insert(k.to_string(), rest);
+                }
+                continue;
+            }
+            *leaves += count_leaves(child);
+            out.insert(k.to_string(), to_json(child));
+        }
+        (!out.is_empty()).then_some(Json::Object(out))
+    }
+
+    /// Names of the class rules, in order, for `explain`.
+    pub fn class_rule_names(&self) -> Vec<String> {
+        self.classes.iter().map(|c| c.name.clone()).collect()
+    }
+}
+
+fn count_leaves(v: &Value<'_>) -> usize {
+    match v {
+        Value::Object(o) => o.values().map(count_leaves).sum(),
+        Value::Array(a) => a.iter().map(count_leaves).sum::<usize>().max(1),
+        _ => 1,
+    }
+}
+
+fn truncate_detail(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn json_text(v: &Json) -> Option<String> {
+    match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Apply a conversion; `Err` carries the offending text.
+fn convert(conv: Conv, v: Json) -> Result<Json, String> {
+    let bad = |v: &Json| json_text(v).unwrap_or_else(|| v.to_string());
+    Ok(match conv {
+        Conv::Keep | Conv::Json => v,
+        Conv::List => match v {
+            Json::Array(_) => v,
+            other => Json::Array(vec![other]),
+        },
+        Conv::String => match &v {
+            Json::String(_) => v,
+            Json::Number(_) | Json::Bool(_) => Json::String(json_text(&v).unwrap_or_default()),
+            _ => Json::String(v.to_string()),
+        },
+        Conv::Lower => Json::String(json_text(&v).ok_or_else(|| bad(&v))?.to_lowercase()),
+        Conv::Upper => Json::String(json_text(&v).ok_or_else(|| bad(&v))?.to_uppercase()),
+        Conv::Int | Conv::Port => {
+            let n = match &v {
+                Json::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+                Json::String(s) => parse_int(s),
+                Json::Bool(b) => Some(*b as i64),
+                _ => None,
+            }
+            .ok_or_else(|| bad(&v))?;
+            if conv == Conv::Port && !(0..=65535).contains(&n) {
+                return Err(bad(&v));
+            }
+            Json::from(n)
+        }
+        Conv::Float => {
+            let f = match &v {
+                Json::Number(n) => n.as_f64(),
+                Json::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| bad(&v))?;
+            serde_json::Number::from_f64(f).map(Json::Number).ok_or_else(|| bad(&v))?
+        }
+        Conv::Bool => match json_text(&v).map(|s| s.to_ascii_lowercase()).as_deref() {
+            Some("true" | "t" | "1" | "yes" | "y" | "success") => Json::Bool(true),
+            Some("false" | "f" | "0" | "no" | "n" | "failure") => Json::Bool(false),
+            _ => return Err(bad(&v)),
+        },
+        Conv::Time => {
+            let ms = match &v {
+                Json::Number(n) => n.as_f64().and_then(crate::timeparse::epoch_to_ms),
+                Json::String(s) => crate::timeparse::parse_str_ms(s),
+                _ => None,
+            }
+            .ok_or_else(|| bad(&v))?;
+            Json::from(ms)
+        }
+        Conv::Ip => {
+            let s = json_text(&v).ok_or_else(|| bad(&v))?;
+            let t = s.trim().trim_start_matches('[').trim_end_matches(']');
+            let t = t.strip_prefix("::ffff:").filter(|r| r.contains('.')).unwrap_or(t);
+            let ip: std::net::IpAddr = t.parse().map_err(|_| s.clone())?;
+            Json::String(ip.to_string())
+        }
+    })
+}
+
+fn parse_int(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return i64::from_str_radix(hex, 16).ok();
+    }
+    s.parse::<i64>()
+        .ok()
+        .or_else(|| s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.is_finite()).map(|f| f as i64))
+}
+
+fn parse_conv(s: Option<&str>) -> anyhow::Result<Conv> {
+    Ok(match s {
+        None => Conv::Keep,
+        Some("string") => Conv::String,
+        Some("int") => Conv::Int,
+        Some("float") => Conv::Float,
+        Some("bool") => Conv::Bool,
+        Some("time") => Conv::Time,
+        Some("ip") => Conv::Ip,
+        Some("port") => Conv::Port,
+        Some("lower") => Conv::Lower,
+        Some("upper") => Conv::Upper,
+        Some("json") => Conv::Json,
+        Some("list") => Conv::List,
+        Some(other) => bail!("unknown conversion `as = \"{other}\"`"),
+    })
+}
+
+fn parse_template(t: &str) -> anyhow::Result<Vec<TplPart>> {
+    let mut parts = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(TplPart::Lit(rest[..open].to_string()));
+        }
+        let close = rest[open..].find('}').with_context(|| format!("unclosed `{{` in template `{t}`"))?;
+        parts.push(TplPart::Field(CPath::new(&rest[open + 1..open + close])));
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TplPart::Lit(rest.to_string()));
+    }
+    Ok(parts)
+}
+
+fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow::Result<Rule> {
+    let full;
+    let def: &FieldRuleDef = match def {
+        FieldDef::Path(p) => {
+            full = FieldRuleDef {
+                from: Some(super::spec::PathList::One(p.clone())),
+                ..Default::default()
+            };
+            &full
+        }
+        FieldDef::Rule(r) => r,
+    };
+    let sources = [def.from.is_some(), def.constant.is_some(), def.template.is_some()];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        bail!("`{target}`: give exactly one of `from`, `const`, `template`");
+    }
+    let source = if let Some(from) = &def.from {
+        let paths = from.paths();
+        reads.extend(paths.iter().map(|p| p.to_string()));
+        Source::Paths(paths.into_iter().map(CPath::new).collect())
+    } else if let Some(c) = &def.constant {
+        Source::Const(toml_to_json(c))
+    } else {
+        let parts = parse_template(def.template.as_deref().unwrap_or_default())?;
+        for p in &parts {
+            if let TplPart::Field(p) = p {
+                reads.push(p.raw().to_string());
+            }
+        }
+        Source::Template(parts)
+    };
+    let when = def.when.as_ref().map(Cond::compile).transpose()?;
+    if let Some(w) = &when {
+        w.paths(reads);
+    }
+    let each = match &def.each {
+        Some(sub) => {
+            let mut ignored = Vec::new();
+            Some(
+                sub.iter()
+                    .map(|(t, d)| compile_rule(t, d, &mut ignored))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            )
+        }
+        None => None,
+    };
+    Ok(Rule {
+        target: target.to_string(),
+        source,
+        split: def.split.clone(),
+        regex: def.regex.as_deref().map(Regex::new).transpose().with_context(|| format!("`{target}`: regex"))?,
+        map: def.map.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+        map_default: def.map_default.as_ref().map(toml_to_json),
+        conv: parse_conv(def.conv.as_deref()).with_context(|| format!("`{target}`"))?,
+        default: def.default.as_ref().map(toml_to_json),
+        when,
+        each,
+    })
+}
+
+fn compile_class(def: &MappingDef, class: &ClassDef) -> anyhow::Result<CompiledClass> {
+    if class.class_uid != 0 && crate::ocsf::class(class.class_uid).is_none() {
+        bail!("class_uid {} is not an OCSF 1.8 class this build knows", class.class_uid);
+    }
+    let mut merged: BTreeMap<&str, &FieldDef> = def.fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    for (k, v) in &class.fields {
+        merged.insert(k.as_str(), v);
+    }
+    let mut reads = Vec::new();
+    let when = class.when.as_ref().map(Cond::compile).transpose().context("when")?;
+    if let Some(w) = &when {
+        w.paths(&mut reads);
+    }
+    let mut rules = Vec::new();
+    for (target, fd) in merged {
+        rules.push(compile_rule(target, fd, &mut reads)?);
+    }
+    let consumed: HashSet<String> = reads.into_iter().collect();
+    let name = class.name.clone().unwrap_or_else(|| {
+        format!("{}:{}", def.id, crate::ocsf::class_name(class.class_uid).to_lowercase().replace(' ', "_"))
+    });
+    Ok(CompiledClass {
+        name,
+        when,
+        class_uid: class.class_uid,
+        activity_id: class.activity_id,
+        severity_id: class.severity_id,
+        rules,
+        consumed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(src: &str) -> Mapping {
+        let def: MappingDef = toml::from_str(src).unwrap();
+        Mapping::compile(&def).unwrap()
+    }
+
+    fn run(m: &Mapping, json: &str) -> Mapped {
+        let mut buf = json.as_bytes().to_vec();
+        let v = simd_json::to_borrowed_value(&mut buf).unwrap();
+        m.apply(&v)
+    }
+
+    const M: &str = r#"
+id = "t"
+version = "1"
+name = "test"
+product = { name = "Test", vendor_name = "Acme" }
+transport = ["@version"]
+[fields]
+time = { from = ["ts", "timestamp"], as = "time" }
+"src_endpoint.ip" = { from = "src", as = "ip" }
+[[class]]
+when = { field = "kind", eq = "login" }
+class_uid = 3002
+activity_id = 1
+[class.fields]
+"user.name" = { template = "{dom}\\{user}" }
+"status_id" = { from = "ok", as = "bool", map = { "true" = 1, "false" = 2 } }
+"severity_id" = { from = "sev", map = { "high" = 4 }, map_default = 2 }
+"user.groups" = { from = "groups", split = ";", each = { name = "." } }
+"logon_type_id" = { from = "lt", as = "int" }
+[[class]]
+class_uid = 4001
+activity_id = 6
+[class.fields]
+"dst_endpoint.port" = { from = "dport", as = "port" }
+"#;
+
+    #[test]
+    fn maps_fields_and_computes_unmapped() {
+        let m = mapping(M);
+        let out = run(
+            &m,
+            r#"{"kind":"login","ts":"2024-01-02T03:04:05Z","src":"10.1.2.3","dom":"CORP","user":"ann",
+                "ok":"true","sev":"odd","lt":"0x3","extra":{"a":1,"b":"-"},"@version":"1","groups":"a;b"}"#,
+        );
+        assert_eq!(out.class_uid, 3002);
+        let a = Json::Object(out.alert);
+        assert_eq!(a["time"], 1_704_164_645_000i64);
+        assert_eq!(a["user"]["name"], "CORP\\ann");
+        assert_eq!(a["status_id"], 1);
+        assert_eq!(a["severity_id"], 2);
+        assert_eq!(a["logon_type_id"], 3);
+        assert_eq!(a["src_endpoint"]["ip"], "10.1.2.3");
+        assert_eq!(a["metadata"]["product"]["vendor_name"], "Acme");
+        assert_eq!(a["unmapped"], serde_json::json!({"extra": {"a": 1}, "@version": "1"}));
+        assert_eq!(out.unmapped_leaves, 1, "transport fields are not counted");
+        assert!(out.gaps.is_empty(), "{:?}", out.gaps);
+    }
+
+    #[test]
+    fn second_rule_catches_the_rest_and_bad_values_become_gaps() {
+        let m = mapping(M);
+        let out = run(&m, r#"{"kind":"flow","timestamp":"yesterday","src":"not-an-ip","dport":70000}"#);
+        assert_eq!(out.class_uid, 4001);
+        let codes: Vec<_> = out.gaps.iter().map(|g| (g.code, g.field.clone().unwrap())).collect();
+        assert!(codes.contains(&("time_unparseable", "time".into())));
+        assert!(codes.contains(&("value_invalid", "src_endpoint.ip".into())));
+        assert!(codes.contains(&("value_invalid", "dst_endpoint.port".into())));
+        let a = Json::Object(out.alert);
+        assert!(a.get("time").is_none());
+    }
+
+    #[test]
+    fn no_matching_class_is_a_base_event_with_everything_unmapped() {
+        let src = M.replace("[[class]]\nclass_uid = 4001", "[[class]]\nwhen = { has = \"never\" }\nclass_uid = 4001");
+        let m = mapping(&src);
+        let out = run(&m, r#"{"kind":"other","x":1}"#);
+        assert_eq!(out.class_uid, 0);
+        assert_eq!(out.gaps[0].code, "class_unmapped");
+        assert_eq!(Json::Object(out.alert)["unmapped"]["x"], 1);
+    }
+
+    #[test]
+    fn bad_definitions_are_rejected() {
+        let bad = M.replace("as = \"port\"", "as = \"portal\"");
+        assert!(Mapping::compile(&toml::from_str(&bad).unwrap()).is_err());
+        let bad = M.replace("class_uid = 4001", "class_uid = 4242");
+        assert!(Mapping::compile(&toml::from_str(&bad).unwrap()).is_err());
+    }
+}
