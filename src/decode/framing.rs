@@ -28,6 +28,10 @@ struct JsonScan {
     depth: usize,
     in_str: bool,
     esc: bool,
+    /// Whether each open container is an object (`true`) or an array.
+    objects: Vec<bool>,
+    /// Last significant byte outside strings (`"` for a string's end).
+    last: u8,
 }
 
 impl JsonScan {
@@ -37,24 +41,45 @@ impl JsonScan {
                 match (self.esc, b) {
                     (true, _) => self.esc = false,
                     (false, b'\\') => self.esc = true,
-                    (false, b'"') => self.in_str = false,
+                    (false, b'"') => {
+                        self.in_str = false;
+                        self.last = b'"';
+                    }
                     _ => {}
                 }
                 continue;
             }
             match b {
                 b'"' => self.in_str = true,
-                b'{' | b'[' => self.depth += 1,
-                b'}' | b']' => self.depth = self.depth.saturating_sub(1),
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    // The stack only decides recovery; past 256 levels the record is too deep anyway.
+                    if self.objects.len() < 256 {
+                        self.objects.push(b == b'{');
+                    }
+                }
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    self.objects.pop();
+                }
                 _ => {}
             }
+            if !b.is_ascii_whitespace() {
+                self.last = b;
+            }
         }
+    }
+
+    /// Whether a line starting with `{` or `[` cannot continue the open value: inside an
+    /// object a value may only follow `:`, so such a line starts a new record.
+    fn breaks_on_new_value(&self) -> bool {
+        self.depth > 0 && !self.in_str && self.objects.last() == Some(&true) && self.last != b':'
     }
 }
 
 enum State {
     Idle,
-    Json { start: u64, buf: Vec<u8>, scan: JsonScan, object: bool, oversize: bool },
+    Json { start: u64, buf: Vec<u8>, scan: JsonScan, oversize: bool },
     Xml { start: u64, buf: Vec<u8> },
 }
 
@@ -96,10 +121,9 @@ impl Framer {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => self.start(line, out),
-            State::Json { start, mut buf, mut scan, object, oversize } => {
+            State::Json { start, mut buf, mut scan, oversize } => {
                 let head = trim_start(line);
-                let col0_object = line.first() == Some(&b'{');
-                if object && col0_object && scan.depth > 0 && !scan.in_str {
+                if matches!(head.first(), Some(b'{') | Some(b'[')) && scan.breaks_on_new_value() {
                     // A new top-level object: the open one was broken off.
                     self.json_error(start, buf, oversize, Reason::Truncated, "JSON value broken off by a new record", out);
                     return self.start(line, out);
@@ -113,7 +137,7 @@ impl Framer {
                     buf.extend_from_slice(line);
                 }
                 scan.feed(line);
-                self.after_json_line(start, buf, scan, object, oversize, out);
+                self.after_json_line(start, buf, scan, oversize, out);
             }
             State::Xml { start, mut buf } => {
                 buf.push(b'\n');
@@ -132,7 +156,7 @@ impl Framer {
                 let mut scan = JsonScan::default();
                 scan.feed(line);
                 let oversize = line.len() > self.limits.max_record_bytes;
-                self.after_json_line(start, line.to_vec(), scan, head[0] == b'{', oversize, out);
+                self.after_json_line(start, line.to_vec(), scan, oversize, out);
             }
             Some(b'<') => {
                 if head.starts_with(b"<?xml") || head.starts_with(b"<Events") || head.starts_with(b"</Events") {
@@ -174,13 +198,13 @@ impl Framer {
         true
     }
 
-    fn after_json_line(&mut self, start: u64, buf: Vec<u8>, scan: JsonScan, object: bool, oversize: bool, out: &mut Vec<Framed>) {
+    fn after_json_line(&mut self, start: u64, buf: Vec<u8>, scan: JsonScan, oversize: bool, out: &mut Vec<Framed>) {
         if scan.in_str {
             // JSON strings cannot hold a raw line break: this record is broken.
             return self.json_error(start, buf, oversize, Reason::InvalidJson, "line break inside a JSON string", out);
         }
         if scan.depth > 0 {
-            self.state = State::Json { start, buf, scan, object, oversize };
+            self.state = State::Json { start, buf, scan, oversize };
             return;
         }
         if oversize {
@@ -286,6 +310,8 @@ mod tests {
 
     #[test]
     fn broken_json_is_recovered_at_the_next_record() {
+        let got = summary("{\"R\": [\n{\"x\":1},\n{\"y\":\n{\"z\":2}}]}\n");
+        assert_eq!(got, vec!["1:Json:{\"R\": [⏎{\"x\":1},⏎{\"y\":⏎{\"z\":2}}]}"], "legal layouts are never broken off");
         let got = summary("{\"a\": 1,\n{\"b\":2}\n{\"c\": \"open string\n{\"d\":4}\n{\"e\": [1,\n");
         assert_eq!(got, vec!["1:ERR:truncated", "2:Json:{\"b\":2}", "3:ERR:invalid_json", "4:Json:{\"d\":4}", "5:ERR:truncated"]);
     }

@@ -25,6 +25,8 @@ pub struct Mapping {
     null_values: Vec<String>,
     transport: HashSet<String>,
     classes: Vec<CompiledClass>,
+    /// The source-wide `fields` alone, for records no class rule matches.
+    fallback: CompiledClass,
 }
 
 #[derive(Debug)]
@@ -118,6 +120,15 @@ impl Mapping {
                     .with_context(|| format!("class rule #{} ({})", i + 1, class.class_uid))?,
             );
         }
+        let fallback_def = ClassDef {
+            name: Some(format!("{}:unclassified", def.id)),
+            when: None,
+            class_uid: 0,
+            activity_id: Some(0),
+            severity_id: Some(0),
+            fields: BTreeMap::new(),
+        };
+        let fallback = compile_class(def, &fallback_def).context("source-wide fields")?;
         Ok(Mapping {
             id: def.id.clone(),
             version: def.version.clone(),
@@ -132,48 +143,43 @@ impl Mapping {
                 .unwrap_or_else(|| vec![String::new(), "-".to_string()]),
             transport: def.transport.iter().cloned().collect(),
             classes,
+            fallback,
         })
     }
 
     /// Map one record. Never fails: a record no class rule matches becomes a Base Event with
-    /// everything under `unmapped` and a `class_unmapped` gap.
+    /// the source-wide fields mapped, the rest under `unmapped`, and a `class_unmapped` gap.
     pub fn apply(&self, record: &Value<'_>) -> Mapped {
-        let class = self.classes.iter().find(|c| c.when.as_ref().is_none_or(|w| w.eval(record)));
+        let matched = self.classes.iter().find(|c| c.when.as_ref().is_none_or(|w| w.eval(record)));
+        let class = matched.unwrap_or(&self.fallback);
         let mut alert = Map::new();
         let mut gaps = Vec::new();
-        let (class_uid, rule_name, unmapped_leaves) = match class {
-            Some(class) => {
-                alert.insert("class_uid".into(), Json::from(class.class_uid));
-                alert.insert("activity_id".into(), Json::from(class.activity_id.unwrap_or(0)));
-                alert.insert("severity_id".into(), Json::from(class.severity_id.unwrap_or(1)));
-                for rule in &class.rules {
-                    if let Some(v) = self.run_rule(rule, record, &mut gaps) {
-                        path::set(&mut alert, &rule.target, v);
-                    }
-                }
-                let mut leaves = 0;
-                if let Some(unmapped) = self.unmapped(record, class, "", &mut leaves) {
-                    alert.insert("unmapped".into(), unmapped);
-                }
-                (class.class_uid, Some(class.name.clone()), leaves)
+        alert.insert("class_uid".into(), Json::from(class.class_uid));
+        alert.insert("activity_id".into(), Json::from(class.activity_id.unwrap_or(0)));
+        alert.insert("severity_id".into(), Json::from(class.severity_id.unwrap_or(1)));
+        for rule in &class.rules {
+            if let Some(v) = self.run_rule(rule, record, &mut gaps) {
+                path::set(&mut alert, &rule.target, v);
             }
-            None => {
-                alert.insert("class_uid".into(), Json::from(0));
-                alert.insert("activity_id".into(), Json::from(0));
-                alert.insert("severity_id".into(), Json::from(0));
-                alert.insert("unmapped".into(), to_json(record));
-                gaps.push(Gap::new("class_unmapped", None, Some(format!("no class rule of `{}` matched", self.id))));
-                (0, None, 0)
-            }
-        };
+        }
+        let mut leaves = 0;
+        if let Some(unmapped) = self.unmapped(record, class, "", &mut leaves) {
+            alert.insert("unmapped".into(), unmapped);
+        }
+        if matched.is_none() {
+            gaps.push(Gap::new("class_unmapped", None, Some(format!("no class rule of `{}` matched", self.id))));
+            // Everything beyond the source-wide fields is unmapped by definition; the
+            // class_unmapped gap already says so.
+            leaves = 0;
+        }
         if self.product.as_object().is_some_and(|p| !p.is_empty()) {
             path::set(&mut alert, "metadata.product", self.product.clone());
         }
         Mapped {
             alert,
-            class_uid,
-            rule: rule_name,
-            unmapped_leaves,
+            class_uid: class.class_uid,
+            rule: matched.map(|c| c.name.clone()),
+            unmapped_leaves: leaves,
             gaps,
         }
     }

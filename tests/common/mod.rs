@@ -1,0 +1,63 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use alertctx::config::Config;
+use alertctx::decode::framing::frame_all;
+use alertctx::pipeline::{Outcome, Pipeline, RecordContext};
+use std::path::{Path, PathBuf};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The configuration golden tests run with: example enrichers, no wall clock.
+pub fn test_config() -> Config {
+    Config::load(&repo().join("tests/golden.toml")).expect("tests/golden.toml")
+}
+
+/// Run a whole in-memory input through a pipeline.
+pub fn run(pipeline: &mut Pipeline, name: &str, data: &[u8]) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for f in frame_all(name, data, pipeline.limits()) {
+        pipeline.process_framed(f, RecordContext::default(), &mut out);
+    }
+    out
+}
+
+/// Validates bundles against schemas/bundle.schema.json.
+pub struct SchemaCheck(jsonschema::Validator);
+
+impl SchemaCheck {
+    pub fn new() -> SchemaCheck {
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/bundle.schema.json")).unwrap()).unwrap();
+        SchemaCheck(jsonschema::options().should_validate_formats(true).build(&schema).expect("bundle schema compiles"))
+    }
+
+    pub fn check(&self, bundle: &serde_json::Value) {
+        let errors: Vec<String> = self.0.iter_errors(bundle).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        assert!(errors.is_empty(), "bundle does not match schemas/bundle.schema.json: {errors:#?}\n{bundle}");
+    }
+}
+
+/// Every fixture file, sorted, as (source dir name, path).
+pub fn fixture_files() -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let root = repo().join("tests/fixtures");
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let source = dir.file_name().unwrap().to_string_lossy().to_string();
+        for f in std::fs::read_dir(&dir).unwrap() {
+            out.push((source.clone(), f.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn rel(p: &Path) -> String {
+    p.strip_prefix(repo()).unwrap_or(p).display().to_string()
+}

@@ -1,0 +1,177 @@
+//! End-to-end tests of the core and of `alertctx process`: dead letters for every bad-input
+//! reason, accounting, determinism.
+
+mod common;
+
+use alertctx::config::Config;
+use alertctx::pipeline::{Outcome, Pipeline};
+use common::*;
+use std::process::Command;
+
+fn small_limits_config() -> Config {
+    let mut cfg = Config::default();
+    cfg.pipeline.max_record_bytes = 4096;
+    cfg.pipeline.max_depth = 16;
+    cfg.quality.reference_time = "none".into();
+    cfg
+}
+
+fn dead_letters(outcomes: &[Outcome]) -> Vec<(&'static str, u64, String)> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::DeadLetter(d) => {
+                let line = match &d.origin {
+                    alertctx::record::Origin::File { line, .. } => *line,
+                    _ => 0,
+                };
+                Some((d.reason, line, String::from_utf8_lossy(&d.bytes).into_owned()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_bad_input_reason_is_a_dead_letter_with_the_original_bytes() {
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(40), "]".repeat(40));
+    let big = format!("{{\"a\":\"{}\"}}", "x".repeat(5000));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("invalid_json", b"{\"event_type\": \"alert\", \"src_ip\": }".to_vec()),
+        ("invalid_utf8", b"{\"event_type\": \"alert\", \"x\": \"\xff\xfe\"}".to_vec()),
+        ("too_large", big.into_bytes()),
+        ("too_deep", deep.into_bytes()),
+        ("empty_envelope", b"{\"Records\": []}".to_vec()),
+        ("invalid_cef", b"CEF:0|Vendor|only three fields".to_vec()),
+        ("invalid_leef", b"LEEF:1.0|Vendor".to_vec()),
+        ("invalid_xml", b"<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><EventID>4624</System></Event>".to_vec()),
+        ("invalid_utf8", b"CEF:0|Acme|IDS|1.0|100|caf\xe9 attack|5|src=10.0.0.1".to_vec()),
+    ];
+    for (reason, bytes) in cases {
+        let mut pipeline = Pipeline::from_config(&small_limits_config()).unwrap();
+        let mut input = b"{\"ok\": 1}\n".to_vec();
+        input.extend_from_slice(&bytes);
+        input.extend_from_slice(b"\n{\"ok\": 2}\n");
+        let outcomes = run(&mut pipeline, "bad.log", &input);
+        assert_eq!(outcomes.len(), 3, "{reason}: every record accounted for: {outcomes:#?}");
+        let dls = dead_letters(&outcomes);
+        assert_eq!(dls.len(), 1, "{reason}: {dls:?}");
+        assert_eq!(dls[0].0, reason);
+        assert_eq!(dls[0].1, 2, "{reason}: line of the bad record");
+        assert_eq!(dls[0].2.as_bytes(), String::from_utf8_lossy(&bytes).as_bytes(), "{reason}: original bytes kept");
+    }
+}
+
+#[test]
+fn truncated_records_and_zeek_rows_that_do_not_fit_their_header() {
+    let mut pipeline = Pipeline::from_config(&small_limits_config()).unwrap();
+    let zeek = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#fields\tts\tuid\tid.orig_h\n#types\ttime\tstring\taddr\n1773479523.118\tCx1\t10.20.1.1\n1773479523.200\tCx2\n";
+    let outcomes = run(&mut pipeline, "conn.log", zeek.as_bytes());
+    let dls = dead_letters(&outcomes);
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(dls.len(), 1);
+    assert_eq!((dls[0].0, dls[0].1), ("invalid_zeek", 9));
+
+    let outcomes = run(&mut pipeline, "t.json", b"{\"a\": 1}\n{\n  \"b\": [1,\n");
+    let dls = dead_letters(&outcomes);
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!((dls[0].0, dls[0].1), ("truncated", 2));
+    assert_eq!(dls[0].2, "{\n  \"b\": [1,");
+}
+
+#[test]
+fn envelopes_give_one_bundle_per_record_with_its_index() {
+    let mut pipeline = Pipeline::from_config(&small_limits_config()).unwrap();
+    let env = br#"{"Records": [{"eventVersion": "1.08", "eventTime": "2026-03-14T10:00:00Z", "eventSource": "s3.amazonaws.com", "eventName": "GetObject", "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9", "userIdentity": {"type": "IAMUser", "userName": "jdoe"}, "eventID": "e1"},
+{"eventVersion": "1.08", "eventTime": "2026-03-14T10:00:01Z", "eventSource": "s3.amazonaws.com", "eventName": "PutObject", "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9", "userIdentity": {"type": "IAMUser", "userName": "jdoe"}, "eventID": "e2"}]}"#;
+    let outcomes = run(&mut pipeline, "ct.json", env);
+    assert_eq!(outcomes.len(), 2);
+    for (i, o) in outcomes.iter().enumerate() {
+        let Outcome::Bundle { json, .. } = o else { panic!("{o:?}") };
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["provenance"]["index"], i);
+        assert_eq!(v["provenance"]["input"]["line"], 1);
+    }
+}
+
+fn alertctx() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_alertctx"))
+}
+
+#[test]
+fn process_command_writes_bundles_dead_letters_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.ndjson");
+    let fixture = std::fs::read(repo().join("tests/fixtures/suricata/eve.ndjson")).unwrap();
+    let mut data = fixture.clone();
+    data.extend_from_slice(b"{\"broken\": \n");
+    std::fs::write(&input, &data).unwrap();
+    let (out, dlq) = (dir.path().join("out.ndjson"), dir.path().join("dlq.ndjson"));
+    let res = alertctx()
+        .args(["process", "--config", repo().join("tests/golden.toml").to_str().unwrap(), "--output"])
+        .arg(&out)
+        .arg("--dlq")
+        .arg(&dlq)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    let bundles = std::fs::read_to_string(&out).unwrap().lines().count();
+    let dead = std::fs::read_to_string(&dlq).unwrap().lines().count();
+    // The summary's totals row: records = bundles + duplicates + dead letters.
+    let total: Vec<u64> = stderr
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .take(4)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(total[1], bundles as u64);
+    assert_eq!(total[3], dead as u64);
+    assert_eq!(total[0], total[1] + total[2] + total[3]);
+    assert!(stderr.lines().any(|l| l.starts_with("suricata")), "{stderr}");
+    assert!(dead >= 2, "the fixture's own broken record and the one added");
+}
+
+#[test]
+fn process_is_deterministic_and_reads_stdin() {
+    let inputs: Vec<_> = fixture_files().into_iter().map(|(_, p)| p).collect();
+    let run_once = || {
+        let res = alertctx()
+            .args(["process", "--quiet", "--config", repo().join("tests/golden.toml").to_str().unwrap()])
+            .args(&inputs)
+            .output()
+            .unwrap();
+        assert!(res.status.success());
+        res.stdout
+    };
+    let (a, b) = (run_once(), run_once());
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "same input, reference data and configuration: same bytes");
+
+    let mut child = alertctx()
+        .args(["process", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&std::fs::read(repo().join("tests/fixtures/suricata/eve.ndjson")).unwrap()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 10);
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[dedup]\nwindwo = \"5m\"\n").unwrap();
+    let res = alertctx().args(["process", "--config"]).arg(&cfg).output().unwrap();
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("windwo"), "{err}");
+}
