@@ -20,6 +20,73 @@ pub struct Config {
     pub dedup: DedupConfig,
     #[serde(default)]
     pub quality: QualityConfig,
+    /// The Kafka worker (`alertctx run`); not needed by `alertctx process`.
+    pub kafka: Option<KafkaConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[kafka]`: the worker's consumer group, topics, batching and delivery settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`: comma-separated host:port list.
+    pub brokers: String,
+    /// Consumer group; every worker of one fleet uses the same id.
+    pub group_id: String,
+    /// Raw topics to consume.
+    pub topics: Vec<String>,
+    /// Topic bundles are written to, keyed by the alert's main entity (see the README).
+    pub output_topic: String,
+    /// Topic dead-letter records are written to: the original bytes as the value, reason and
+    /// source coordinates in headers.
+    pub dlq_topic: String,
+    /// Most messages taken from the consumer before offsets are looked at again.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Most consumed messages whose outputs are not all acknowledged; consumption pauses above it.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// How often acknowledged offsets are committed (asynchronously), e.g. `1s`.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: String,
+    /// How long a revoke or shutdown waits for in-flight output before its final, synchronous
+    /// commit, e.g. `20s`. Keep it below the orchestrator's termination grace period.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: String,
+    /// librdkafka consumer properties passed through as they are (SASL, SSL, fetch sizes...).
+    #[serde(default)]
+    pub consumer: std::collections::BTreeMap<String, String>,
+    /// librdkafka producer properties passed through as they are.
+    #[serde(default)]
+    pub producer: std::collections::BTreeMap<String, String>,
+}
+
+fn default_batch_size() -> usize {
+    500
+}
+fn default_max_in_flight() -> usize {
+    20_000
+}
+fn default_commit_interval() -> String {
+    "1s".into()
+}
+fn default_drain_timeout() -> String {
+    "20s".into()
+}
+
+/// `[metrics]`: the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address to listen on; empty turns the endpoint off.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: "127.0.0.1:9464".into() }
+    }
 }
 
 /// `[pipeline]`: what the core loads and the limits decoders enforce.
@@ -56,7 +123,7 @@ impl Config {
     /// directory.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut cfg = Self::parse(&text, std::env::vars()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut cfg.pipeline.mappings, &mut cfg.pipeline.enrichers, &mut cfg.pipeline.tags].into_iter().flatten() {
             if p.is_relative() {
@@ -64,6 +131,31 @@ impl Config {
             }
         }
         Ok(cfg)
+    }
+
+    /// Parse configuration text, then apply environment overrides: `ALERTCTX__SECTION__KEY=value`
+    /// sets `key` in `[section]` (`ALERTCTX__KAFKA__BROKERS=kafka:9092`); the value is read as a
+    /// TOML value when it is one (`20`, `true`, `["a", "b"]`) and as a string otherwise.
+    pub fn parse(text: &str, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Config> {
+        let mut doc: toml::Table = toml::from_str(text)?;
+        for (key, value) in env {
+            let Some(path) = key.strip_prefix("ALERTCTX__") else { continue };
+            let segs: Vec<String> = path.split("__").map(|s| s.to_lowercase()).collect();
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value.clone()));
+            let mut table = &mut doc;
+            for seg in &segs[..segs.len() - 1] {
+                table = table
+                    .entry(seg.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| anyhow::anyhow!("{key}: `{seg}` is not a section"))?;
+            }
+            table.insert(segs[segs.len() - 1].clone(), parsed);
+        }
+        Ok(toml::Value::Table(doc).try_into()?)
     }
 
     pub fn limits(&self) -> crate::decode::Limits {
@@ -82,6 +174,24 @@ mod tests {
         let c: Config = toml::from_str("[dedup]\nwindow = '5m'\n[[routes]]\ninput = 'raw.okta'\nsource = 'okta'").unwrap();
         assert_eq!(c.dedup.window, "5m");
         assert_eq!(c.routes[0].source, "okta");
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let env = vec![
+            ("ALERTCTX__KAFKA__BROKERS".to_string(), "kafka-0:9092".to_string()),
+            ("ALERTCTX__DEDUP__CAPACITY".to_string(), "42".to_string()),
+            ("ALERTCTX__KAFKA__CONSUMER__SECURITY.PROTOCOL".to_string(), "SASL_SSL".to_string()),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let text = "[kafka]\nbrokers = 'x:1'\ngroup_id = 'g'\ntopics = ['raw']\noutput_topic = 'out'\ndlq_topic = 'dlq'\n";
+        let c = Config::parse(text, env).unwrap();
+        let k = c.kafka.unwrap();
+        assert_eq!(k.brokers, "kafka-0:9092");
+        assert_eq!(k.consumer["security.protocol"], "SASL_SSL");
+        assert_eq!(c.dedup.capacity, 42);
+        let bad = vec![("ALERTCTX__DEDUP__CAPACTIY".to_string(), "1".to_string())];
+        assert!(Config::parse("", bad).is_err(), "unknown keys from the environment are errors too");
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct Report {
     pub time_ms: Option<i64>,
     /// (enricher name, hit) for every lookup attempted.
     pub lookups: Vec<(String, bool)>,
+    /// Required/recommended attributes checked and whether each was present.
+    pub fill: Vec<score::FieldFill>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -234,7 +236,8 @@ impl Pipeline {
         if mapped.unmapped_leaves > 0 {
             gaps.push(Gap::new("fields_unmapped", Some("unmapped".into()), Some(mapped.unmapped_leaves.to_string())));
         }
-        self.scorer.check(&alert, class_uid, self.scorer.reference_ms(ctx.broker_ms), &mut gaps);
+        let mut fill = Vec::new();
+        self.scorer.check(&alert, class_uid, self.scorer.reference_ms(ctx.broker_ms), &mut gaps, &mut fill);
         for m in &enrich.misses {
             gaps.push(Gap::new(m.code, Some(m.attribute.clone()), Some(m.value.clone())));
         }
@@ -289,6 +292,7 @@ impl Pipeline {
                 gaps: gaps.iter().map(|g| g.code).collect(),
                 time_ms: alert.get("time").and_then(serde_json::Value::as_i64),
                 lookups,
+                fill,
             },
         }
     }

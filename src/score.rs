@@ -86,6 +86,14 @@ impl Default for QualityConfig {
     }
 }
 
+/// Whether one required or recommended attribute was filled, for fill-ratio metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldFill {
+    pub attribute: &'static str,
+    pub requirement: &'static str,
+    pub present: bool,
+}
+
 /// Compiled quality settings.
 #[derive(Debug, Clone)]
 pub struct Scorer {
@@ -132,16 +140,24 @@ impl Scorer {
         })
     }
 
-    /// Gaps from the class's OCSF requirements and from event time.
-    pub fn check(&self, alert: &Json, class_uid: u32, reference_ms: Option<i64>, gaps: &mut Vec<Gap>) {
+    /// Gaps from the class's OCSF requirements and from event time. `fill` receives, for
+    /// every required and recommended attribute checked, whether it was present.
+    pub fn check(&self, alert: &Json, class_uid: u32, reference_ms: Option<i64>, gaps: &mut Vec<Gap>, fill: &mut Vec<FieldFill>) {
         if let Some(class) = ocsf::class(class_uid) {
             for attr in &class.required {
-                if attr != "time" && !crate::path::is_present(alert, attr) {
+                let present = crate::path::is_present(alert, attr);
+                fill.push(FieldFill { attribute: attr, requirement: "required", present });
+                if attr != "time" && !present {
                     gaps.push(Gap::new("required_missing", Some(attr.clone()), None));
                 }
             }
             for attr in &class.recommended {
-                if !self.ignore_recommended.contains(attr) && !crate::path::is_present(alert, attr) {
+                if self.ignore_recommended.contains(attr) {
+                    continue;
+                }
+                let present = crate::path::is_present(alert, attr);
+                fill.push(FieldFill { attribute: attr, requirement: "recommended", present });
+                if !present {
                     gaps.push(Gap::new("recommended_missing", Some(attr.clone()), None));
                 }
             }
@@ -204,7 +220,10 @@ mod tests {
         let now = s.reference_ms(None).unwrap();
         let alert = json!({"class_uid": 3002, "time": now - 60_000, "user": {"name": "ann"}, "src_endpoint": {"ip": "10.0.0.1"}});
         let mut gaps = Vec::new();
-        s.check(&alert, 3002, Some(now), &mut gaps);
+        let mut fill = Vec::new();
+        s.check(&alert, 3002, Some(now), &mut gaps, &mut fill);
+        assert!(fill.iter().any(|f| f.attribute == "user" && f.requirement == "required" && f.present));
+        assert!(fill.iter().any(|f| f.attribute == "dst_endpoint" && !f.present));
         assert!(gaps.iter().all(|g| g.code != "required_missing" || g.field.as_deref() != Some("user")));
         assert!(gaps.iter().any(|g| g.code == "required_missing" && g.field.as_deref() == Some("metadata")));
         assert!(gaps.iter().any(|g| g.code == "recommended_missing" && g.field.as_deref() == Some("dst_endpoint")));
@@ -212,16 +231,16 @@ mod tests {
         assert!(!gaps.iter().any(|g| g.code.starts_with("time_")));
 
         let mut gaps = Vec::new();
-        s.check(&json!({"time": now + 3_600_000}), 0, Some(now), &mut gaps);
+        s.check(&json!({"time": now + 3_600_000}), 0, Some(now), &mut gaps, &mut Vec::new());
         assert_eq!(gaps[0].code, "time_future");
         let mut gaps = Vec::new();
-        s.check(&json!({"time": now - 30 * 86_400_000i64}), 0, Some(now), &mut gaps);
+        s.check(&json!({"time": now - 30 * 86_400_000i64}), 0, Some(now), &mut gaps, &mut Vec::new());
         assert_eq!(gaps[0].code, "time_too_old");
         let mut gaps = Vec::new();
-        s.check(&json!({}), 0, Some(now), &mut gaps);
+        s.check(&json!({}), 0, Some(now), &mut gaps, &mut Vec::new());
         assert_eq!(gaps[0].code, "time_missing");
         let mut gaps = Vec::new();
-        scorer("none").check(&json!({"time": 1}), 0, None, &mut gaps);
+        scorer("none").check(&json!({"time": 1}), 0, None, &mut gaps, &mut Vec::new());
         assert!(gaps.is_empty(), "no reference time, no age checks");
     }
 

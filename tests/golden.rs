@@ -34,7 +34,7 @@ fn fixtures_match_golden_files() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     let files = fixture_files();
-    assert!(files.len() >= 8, "fixtures missing: {files:?}");
+    assert!(!files.is_empty(), "no fixtures");
     for (source, path) in files {
         // A fresh pipeline per file, so dedup state does not leak between files.
         let mut pipeline = Pipeline::from_config(&test_config()).unwrap();

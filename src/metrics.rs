@@ -1,0 +1,176 @@
+//! Every metric alertctx exports, defined in one place, and how the core's outcomes feed them.
+//!
+//! Names follow Prometheus conventions: `alertctx_` prefix, base units, `_total` for
+//! counters. Ratios (field fill, enrichment hit ratio) are exported as pairs of counters so
+//! they can be computed over any window in PromQL.
+
+use crate::pipeline::Outcome;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub input_messages: IntCounterVec,
+    pub records: IntCounterVec,
+    pub bundles: IntCounterVec,
+    pub duplicates: IntCounterVec,
+    pub dead_letters: IntCounterVec,
+    pub quality_score: HistogramVec,
+    pub gaps: IntCounterVec,
+    pub fields_checked: IntCounterVec,
+    pub fields_present: IntCounterVec,
+    pub enrichment_lookups: IntCounterVec,
+    pub source_last_seen: IntGaugeVec,
+    pub consumer_lag: IntGaugeVec,
+    pub latency: HistogramVec,
+    pub produced: IntCounterVec,
+    pub commits: IntCounterVec,
+    pub in_flight: IntGauge,
+    pub dedup_keys: IntGauge,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help).namespace("alertctx"), labels).expect("metric definition");
+    r.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help).namespace("alertctx"), labels).expect("metric definition");
+    r.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::with_opts(Opts::new(name, help).namespace("alertctx")).expect("metric definition");
+    r.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).namespace("alertctx").buckets(buckets), labels)
+        .expect("metric definition");
+    r.register(Box::new(h.clone())).expect("metric registered once");
+    h
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        Metrics {
+            input_messages: counter(&r, "input_messages_total", "Kafka messages consumed from raw topics.", &["topic"]),
+            records: counter(&r, "records_total", "Records normalized (bundles plus folded duplicates), by source and OCSF class.", &["source", "class"]),
+            bundles: counter(&r, "bundles_total", "Context bundles written, by source and OCSF class.", &["source", "class"]),
+            duplicates: counter(&r, "duplicates_folded_total", "Repeats folded into an earlier bundle by deduplication.", &["source", "class"]),
+            dead_letters: counter(&r, "dead_letters_total", "Records dead-lettered, by reason code.", &["reason"]),
+            quality_score: histogram(&r, "quality_score", "Quality score (0-100) of each bundle.", &["source"], vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0]),
+            gaps: counter(&r, "gaps_total", "Data gaps found, by source and gap code (time_future and time_too_old count late and future events).", &["source", "code"]),
+            fields_checked: counter(&r, "fields_checked_total", "Required/recommended OCSF attributes checked, by source, class, attribute and requirement.", &["source", "class", "attribute", "requirement"]),
+            fields_present: counter(&r, "fields_present_total", "Required/recommended OCSF attributes found present; divide by fields_checked_total for the fill ratio.", &["source", "class", "attribute", "requirement"]),
+            enrichment_lookups: counter(&r, "enrichment_lookups_total", "Enrichment lookups by enricher and result (hit or miss).", &["enricher", "result"]),
+            source_last_seen: gauge_vec(&r, "source_last_seen_timestamp_seconds", "Wall-clock time a record of this source was last processed.", &["source"]),
+            consumer_lag: gauge_vec(&r, "consumer_lag_messages", "Messages between the committed position and the end of each assigned partition.", &["topic", "partition"]),
+            latency: histogram(&r, "end_to_end_latency_seconds", "Broker timestamp of the input message to acknowledgement of its last output.", &["topic"], vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            produced: counter(&r, "produced_messages_total", "Output messages acknowledged or failed, by topic and result.", &["topic", "result"]),
+            commits: counter(&r, "offset_commits_total", "Offset commits, by result.", &["result"]),
+            in_flight: gauge(&r, "in_flight_messages", "Consumed messages whose outputs are not all acknowledged yet."),
+            dedup_keys: gauge(&r, "dedup_keys", "Fingerprints the deduplication window remembers."),
+            registry: r,
+        }
+    }
+
+    /// Count one outcome of the core.
+    pub fn observe(&self, o: &Outcome, now_s: i64) {
+        match o {
+            Outcome::Bundle { report, .. } => {
+                let class = report.class_uid.to_string();
+                self.records.with_label_values(&[report.source.as_str(), &class]).inc();
+                self.bundles.with_label_values(&[report.source.as_str(), &class]).inc();
+                self.quality_score.with_label_values(&[&report.source]).observe(report.score as f64);
+                for g in &report.gaps {
+                    self.gaps.with_label_values(&[report.source.as_str(), g]).inc();
+                }
+                for f in &report.fill {
+                    let labels = [report.source.as_str(), class.as_str(), f.attribute, f.requirement];
+                    self.fields_checked.with_label_values(&labels).inc();
+                    if f.present {
+                        self.fields_present.with_label_values(&labels).inc();
+                    }
+                }
+                for (enricher, hit) in &report.lookups {
+                    self.enrichment_lookups.with_label_values(&[enricher.as_str(), if *hit { "hit" } else { "miss" }]).inc();
+                }
+                self.source_last_seen.with_label_values(&[&report.source]).set(now_s);
+            }
+            Outcome::Duplicate { source, class_uid, .. } => {
+                let class = class_uid.to_string();
+                self.records.with_label_values(&[source.as_str(), &class]).inc();
+                self.duplicates.with_label_values(&[source.as_str(), &class]).inc();
+                self.source_last_seen.with_label_values(&[source]).set(now_s);
+            }
+            Outcome::DeadLetter(d) => self.dead_letters.with_label_values(&[d.reason]).inc(),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding never fails");
+        String::from_utf8(buf).expect("exposition is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{DeadLetter, Report};
+    use crate::record::Origin;
+    use crate::score::FieldFill;
+
+    #[test]
+    fn outcomes_feed_the_counters() {
+        let m = Metrics::new();
+        let report = Report {
+            source: "suricata".into(),
+            class_uid: 2004,
+            score: 85,
+            gaps: vec!["fields_unmapped"],
+            time_ms: Some(1),
+            lookups: vec![("cmdb".into(), true), ("geo".into(), false)],
+            fill: vec![FieldFill { attribute: "finding_info", requirement: "required", present: true }],
+        };
+        m.observe(&Outcome::Bundle { json: String::new(), key: String::new(), report }, 1000);
+        m.observe(&Outcome::Duplicate { source: "suricata".into(), class_uid: 2004, fingerprint: "f".into() }, 1000);
+        m.observe(
+            &Outcome::DeadLetter(DeadLetter {
+                reason: "invalid_json",
+                message: String::new(),
+                origin: Origin::Kafka { topic: "t".into(), partition: 0, offset: 0 },
+                index: None,
+                bytes: vec![],
+            }),
+            1000,
+        );
+        let text = m.encode();
+        for line in [
+            "alertctx_records_total{class=\"2004\",source=\"suricata\"} 2",
+            "alertctx_bundles_total{class=\"2004\",source=\"suricata\"} 1",
+            "alertctx_duplicates_folded_total{class=\"2004\",source=\"suricata\"} 1",
+            "alertctx_dead_letters_total{reason=\"invalid_json\"} 1",
+            "alertctx_gaps_total{code=\"fields_unmapped\",source=\"suricata\"} 1",
+            "alertctx_enrichment_lookups_total{enricher=\"geo\",result=\"miss\"} 1",
+            "alertctx_fields_present_total{attribute=\"finding_info\",class=\"2004\",requirement=\"required\",source=\"suricata\"} 1",
+            "alertctx_quality_score_bucket{source=\"suricata\",le=\"90\"} 1",
+            "alertctx_source_last_seen_timestamp_seconds{source=\"suricata\"} 1000",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! librdkafka callbacks: delivery reports acknowledge outputs; rebalances drain and commit;
+//! statistics feed the consumer-lag gauge.
+
+use super::Shared;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// What a delivery report refers to: the input message an output belongs to.
+#[derive(Debug)]
+pub struct Pending {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub broker_ms: Option<i64>,
+}
+
+pub struct ProduceCtx {
+    pub shared: Arc<Shared>,
+}
+
+impl ClientContext for ProduceCtx {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "producer error");
+    }
+}
+
+impl ProducerContext for ProduceCtx {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, p: Box<Pending>) {
+        let out_topic = match result {
+            Ok(m) => m.topic().to_string(),
+            Err((_, m)) => m.topic().to_string(),
+        };
+        match result {
+            Ok(_) => {
+                self.shared.offsets.lock().expect("offsets lock").ack(&p.topic, p.partition, p.offset);
+                self.shared.metrics.produced.with_label_values(&[out_topic.as_str(), "ok"]).inc();
+                if let Some(ms) = p.broker_ms {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let secs = (now - ms).max(0) as f64 / 1000.0;
+                    self.shared.metrics.latency.with_label_values(&[p.topic.as_ref()]).observe(secs);
+                }
+            }
+            Err((e, _)) => {
+                // librdkafka has retried (idempotently) until message.timeout.ms: this output is
+                // lost for good. The input offset stays uncommitted and the worker stops, so a
+                // restart reprocesses from the last committed offset.
+                let reason = format!("delivery to {out_topic} failed: {e}");
+                tracing::error!(topic = %p.topic, partition = p.partition, offset = p.offset, %reason, "output failed");
+                self.shared.offsets.lock().expect("offsets lock").fail(&p.topic, p.partition, p.offset, reason.clone());
+                self.shared.metrics.produced.with_label_values(&[out_topic.as_str(), "failed"]).inc();
+                self.shared.fail(reason);
+            }
+        }
+    }
+}
+
+pub struct ConsumeCtx {
+    pub shared: Arc<Shared>,
+    /// Set once the producer exists; a revoke flushes it before the final commit.
+    pub producer: Arc<OnceLock<Arc<ThreadedProducer<ProduceCtx>>>>,
+    pub drain: Duration,
+}
+
+impl ClientContext for ConsumeCtx {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.shared.metrics.consumer_lag.with_label_values(&[topic.as_str(), &partition.to_string()]).set(p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "consumer error");
+    }
+}
+
+impl ConsumerContext for ConsumeCtx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else { return };
+        // Drain: every output already handed to the producer gets its acknowledgement (or
+        // fails) before the partitions are given up.
+        if let Some(p) = self.producer.get() {
+            if let Err(e) = p.flush(self.drain) {
+                tracing::warn!(%e, "drain on revoke did not finish in time; uncommitted output will be reprocessed by the next owner");
+            }
+        }
+        let mut commit = TopicPartitionList::new();
+        {
+            let mut offsets = self.shared.offsets.lock().expect("offsets lock");
+            for e in tpl.elements() {
+                if let Some(tracker) = offsets.revoke(e.topic(), e.partition()) {
+                    if let Some(o) = tracker.to_commit() {
+                        let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o));
+                    }
+                }
+            }
+        }
+        if commit.count() > 0 {
+            let result = consumer.commit(&commit, CommitMode::Sync);
+            self.shared.metrics.commits.with_label_values(&[if result.is_ok() { "ok" } else { "failed" }]).inc();
+            match result {
+                Ok(()) => tracing::info!(partitions = commit.count(), "committed revoked partitions"),
+                Err(e) => tracing::warn!(%e, "final commit on revoke failed; the next owner reprocesses from the previous commit"),
+            }
+        }
+        self.shared.assigned.fetch_sub(tpl.count().min(self.shared.assigned.load(Ordering::SeqCst)), Ordering::SeqCst);
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let mut offsets = self.shared.offsets.lock().expect("offsets lock");
+                for e in tpl.elements() {
+                    offsets.assign(e.topic(), e.partition());
+                }
+                self.shared.assigned.fetch_add(tpl.count(), Ordering::SeqCst);
+                tracing::info!(partitions = ?offsets.partitions(), "assigned");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        self.shared.metrics.commits.with_label_values(&[if result.is_ok() { "ok" } else { "failed" }]).inc();
+        match result {
+            Ok(()) => {
+                let mut tracked = self.shared.offsets.lock().expect("offsets lock");
+                for e in offsets.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        tracked.committed(e.topic(), e.partition(), o);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(%e, "offset commit failed; retried at the next interval"),
+        }
+    }
+}
