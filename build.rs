@@ -32,4 +32,34 @@ fn main() {
     }
     out.push(']');
     fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("mappings.rs"), out).unwrap();
+
+    // The example telemetry `alertctx demo` produces: every fixture file, by source directory.
+    let fixtures = Path::new("tests/fixtures");
+    println!("cargo:rerun-if-changed={}", fixtures.display());
+    let mut entries = Vec::new();
+    if let Ok(dirs) = fs::read_dir(fixtures) {
+        for d in dirs.flatten() {
+            let dir = d.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            println!("cargo:rerun-if-changed={}", dir.display());
+            for f in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = f.path();
+                println!("cargo:rerun-if-changed={}", path.display());
+                entries.push((
+                    dir.file_name().unwrap().to_string_lossy().to_string(),
+                    path.file_name().unwrap().to_string_lossy().to_string(),
+                    fs::canonicalize(&path).unwrap().display().to_string(),
+                ));
+            }
+        }
+    }
+    entries.sort();
+    let mut out = String::from("[\n");
+    for (source, name, abs) in entries {
+        out.push_str(&format!("    ({source:?}, {name:?}, include_bytes!({abs:?}).as_slice()),\n"));
+    }
+    out.push(']');
+    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("examples.rs"), out).unwrap();
 }

@@ -20,6 +20,19 @@ pub struct Cli {
 pub enum Command {
     /// Run the core offline: records from files (or stdin) → one bundle per line.
     Process(ProcessArgs),
+    /// Run a Kafka worker: one member of the consumer group in `[kafka]`.
+    Run(ConfigArgs),
+    /// Check a configuration: every problem with its location; exits non-zero on any.
+    Validate(ConfigArgs),
+    /// The whole worker on this machine with nothing installed: in-process Kafka, example telemetry.
+    Demo(crate::demo::DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML); `ALERTCTX__SECTION__KEY` environment variables override it.
+    #[arg(long)]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -199,4 +212,105 @@ pub fn process(args: &ProcessArgs) -> anyhow::Result<Summary> {
         eprint!("{}", summary.render());
     }
     Ok(summary)
+}
+
+/// Structured logs: JSON lines when stderr is not a terminal, human-readable otherwise.
+/// `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        let _ = builder.try_init();
+    } else {
+        let _ = builder.json().with_current_span(false).try_init();
+    }
+}
+
+/// `alertctx run`.
+pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
+    init_logging();
+    let cfg = Config::load(&args.config)?;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+                _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            }
+        };
+        crate::worker::run(&cfg, metrics, shutdown).await
+    })?;
+    Ok(())
+}
+
+/// Every problem `validate` finds, each with where it is.
+pub fn validate_config(path: &std::path::Path) -> Vec<String> {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => return vec![format!("{e:#}")],
+    };
+    let mut problems = Vec::new();
+    let mut check = |what: &str, r: anyhow::Result<()>| {
+        if let Err(e) = r {
+            problems.push(format!("{}: {what}: {e:#}", path.display()));
+        }
+    };
+    check("[quality]", crate::score::Scorer::new(&cfg.quality).map(|_| ()));
+    check("[dedup]", crate::dedup::Deduper::new(&cfg.dedup).map(|_| ()));
+    check(
+        "[pipeline].mappings / [[routes]]",
+        match &cfg.pipeline.mappings {
+            Some(d) => crate::normalize::Normalizer::from_dir(d, cfg.routes.clone()).map(|_| ()),
+            None => crate::normalize::Normalizer::embedded(cfg.routes.clone()).map(|_| ()),
+        },
+    );
+    check(
+        "[pipeline].tags",
+        match &cfg.pipeline.tags {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+                .and_then(|t| crate::tag::Tagger::from_toml(&t).map(|_| ())),
+            None => Ok(()),
+        },
+    );
+    if let Some(dir) = &cfg.pipeline.enrichers {
+        check("[pipeline].enrichers", crate::enrich::load_dir(dir).map(|_| ()));
+    }
+    check(
+        "[metrics].listen",
+        if cfg.metrics.listen.is_empty() || cfg.metrics.listen.parse::<std::net::SocketAddr>().is_ok() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("`{}` is not host:port with an IP address", cfg.metrics.listen))
+        },
+    );
+    match &cfg.kafka {
+        None => check("[kafka]", Err(anyhow::anyhow!("missing: `alertctx run` needs brokers, group_id, topics, output_topic, dlq_topic"))),
+        Some(k) => {
+            check("[kafka].brokers", if k.brokers.trim().is_empty() { Err(anyhow::anyhow!("empty")) } else { Ok(()) });
+            check("[kafka].group_id", if k.group_id.trim().is_empty() { Err(anyhow::anyhow!("empty")) } else { Ok(()) });
+            check("[kafka].topics", if k.topics.is_empty() { Err(anyhow::anyhow!("no raw topics to consume")) } else { Ok(()) });
+            check(
+                "[kafka].output_topic / dlq_topic",
+                if k.output_topic == k.dlq_topic || k.topics.contains(&k.output_topic) || k.topics.contains(&k.dlq_topic) {
+                    Err(anyhow::anyhow!("the output, dead-letter and raw topics must all differ"))
+                } else {
+                    Ok(())
+                },
+            );
+            for (key, v) in [("commit_interval", &k.commit_interval), ("drain_timeout", &k.drain_timeout)] {
+                check(
+                    &format!("[kafka].{key}"),
+                    crate::timeparse::parse_duration_ms(v).map(|_| ()).ok_or_else(|| anyhow::anyhow!("`{v}` is not a duration")),
+                );
+            }
+            check("[kafka].batch_size", if k.batch_size == 0 { Err(anyhow::anyhow!("must be at least 1")) } else { Ok(()) });
+            check("[kafka].max_in_flight", if k.max_in_flight == 0 { Err(anyhow::anyhow!("must be at least 1")) } else { Ok(()) });
+            check("[kafka].consumer", crate::worker::consumer_config(k).create::<rdkafka::consumer::BaseConsumer>().map(|_| ()).map_err(Into::into));
+            check("[kafka].producer", crate::worker::producer_config(k).create::<rdkafka::producer::BaseProducer>().map(|_| ()).map_err(Into::into));
+        }
+    }
+    problems
 }

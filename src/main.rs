@@ -7,6 +7,20 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Process(args) => cli::process(args).map(|_| ()),
+        Command::Run(args) => cli::run(args),
+        Command::Demo(args) => alertctx::demo::run(args),
+        Command::Validate(args) => {
+            let problems = cli::validate_config(&args.config);
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            if problems.is_empty() {
+                eprintln!("{}: ok", args.config.display());
+                Ok(())
+            } else {
+                std::process::exit(1);
+            }
+        }
     };
     if let Err(e) = result {
         eprintln!("alertctx: {e:#}");

@@ -158,7 +158,7 @@ impl Framer {
                 let oversize = line.len() > self.limits.max_record_bytes;
                 self.after_json_line(start, line.to_vec(), scan, oversize, out);
             }
-            Some(b'<') => {
+            Some(b'<') if is_xml_start(head) => {
                 if head.starts_with(b"<?xml") || head.starts_with(b"<Events") || head.starts_with(b"</Events") {
                     // Prolog and wrapper of an XML event export; each <Event> inside is a record.
                     if let Some(pos) = find(head, b"<Event ").or_else(|| find(head, b"<Event>")) {
@@ -255,15 +255,21 @@ impl Framer {
     }
 }
 
+/// XML starts with a prolog or an Event element; `<134>Mar 14 ...` is a syslog priority.
+fn is_xml_start(head: &[u8]) -> bool {
+    head.starts_with(b"<?xml") || head.starts_with(b"<Event") || head.starts_with(b"</Events")
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
 
 /// Frame one Kafka message: one record, whose kind is read from its first non-blank byte.
 pub fn frame_message(bytes: &[u8], origin: Origin) -> RawRecord {
-    let kind = match trim_start(bytes).first() {
+    let head = trim_start(bytes);
+    let kind = match head.first() {
         Some(b'{') | Some(b'[') => RecordKind::Json,
-        Some(b'<') => RecordKind::Xml,
+        Some(b'<') if is_xml_start(head) => RecordKind::Xml,
         _ => RecordKind::Text,
     };
     let mut end = bytes.len();
@@ -329,8 +335,11 @@ mod tests {
 
     #[test]
     fn text_and_xml() {
-        let got = summary("CEF:0|a|b|1|2|n|5|src=1.2.3.4\n<?xml version=\"1.0\"?>\n<Events>\n<Event xmlns='x'><System/>\n</Event>\n</Events>\n");
-        assert_eq!(got, vec!["1:Text:CEF:0|a|b|1|2|n|5|src=1.2.3.4", "4:Xml:<Event xmlns='x'><System/>⏎</Event>"]);
+        let got = summary("<134>Mar 14 09:20:11 fw01 app[1]: hello\nCEF:0|a|b|1|2|n|5|src=1.2.3.4\n<?xml version=\"1.0\"?>\n<Events>\n<Event xmlns='x'><System/>\n</Event>\n</Events>\n");
+        assert_eq!(
+            got,
+            vec!["1:Text:<134>Mar 14 09:20:11 fw01 app[1]: hello", "2:Text:CEF:0|a|b|1|2|n|5|src=1.2.3.4", "5:Xml:<Event xmlns='x'><System/>⏎</Event>"]
+        );
     }
 
     #[test]
@@ -338,6 +347,7 @@ mod tests {
         let o = Origin::Kafka { topic: "t".into(), partition: 0, offset: 1 };
         assert_eq!(frame_message(b"  {\"a\":1}\n", o.clone()).kind, RecordKind::Json);
         assert_eq!(frame_message(b"<Event/>", o.clone()).kind, RecordKind::Xml);
+        assert_eq!(frame_message(b"<13>1 2026-01-01T00:00:00Z h a - - - x", o.clone()).kind, RecordKind::Text);
         let r = frame_message(b"CEF:0|x\r\n", o);
         assert_eq!((r.kind, r.bytes), (RecordKind::Text, b"CEF:0|x".to_vec()));
     }

@@ -1,2 +1,334 @@
-//! (being written)
+//! The Kafka worker (`alertctx run`): one member of a consumer group, a thin shell around the
+//! same [`Pipeline`] that `alertctx process` runs.
+//!
+//! For every consumed message: frame and process it, register its outputs with the partition's
+//! [offset tracker](offsets), and hand each output to the idempotent, lz4-compressing producer.
+//! Delivery reports acknowledge outputs ([`context`]); acknowledged offsets are committed
+//! every `commit_interval`. A revoke flushes the producer and commits the revoked partitions
+//! synchronously; so does shutdown (SIGTERM, SIGINT) within `drain_timeout`. An output that
+//! fails for good stops the worker without committing past it: the next owner reprocesses.
+
+pub mod context;
 pub mod offsets;
+
+use crate::config::{Config, KafkaConfig};
+use crate::decode::framing::frame_message;
+use crate::metrics::Metrics;
+use crate::pipeline::{DeadLetter, Outcome, Pipeline, RecordContext};
+use crate::record::Origin;
+use anyhow::Context as _;
+use context::{ConsumeCtx, Pending, ProduceCtx};
+use offsets::Offsets;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// State shared between the processing loop, librdkafka's callbacks and the HTTP endpoint.
+pub struct Shared {
+    pub offsets: Mutex<Offsets>,
+    pub metrics: Arc<Metrics>,
+    /// Partitions currently assigned.
+    pub assigned: AtomicUsize,
+    /// Set when shutting down: not ready any more.
+    pub stopping: AtomicBool,
+    /// The first permanent failure; the worker stops on it.
+    pub fatal: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn new(metrics: Arc<Metrics>) -> Shared {
+        Shared {
+            offsets: Mutex::new(Offsets::default()),
+            metrics,
+            assigned: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            fatal: Mutex::new(None),
+        }
+    }
+
+    pub fn fail(&self, reason: String) {
+        let mut f = self.fatal.lock().expect("fatal lock");
+        if f.is_none() {
+            *f = Some(reason);
+        }
+    }
+
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.lock().expect("fatal lock").clone()
+    }
+
+    /// Ready: partitions assigned, not stopping, nothing failed.
+    pub fn ready(&self) -> bool {
+        self.assigned.load(Ordering::SeqCst) > 0 && !self.stopping.load(Ordering::SeqCst) && self.fatal().is_none()
+    }
+
+    /// Alive: nothing failed for good.
+    pub fn healthy(&self) -> bool {
+        self.fatal().is_none()
+    }
+}
+
+/// What a worker run did, for tests and the demo's summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunStats {
+    pub messages: u64,
+    pub bundles: u64,
+    pub duplicates: u64,
+    pub dead_letters: u64,
+}
+
+fn duration(s: &str, key: &str) -> anyhow::Result<Duration> {
+    crate::timeparse::parse_duration_ms(s)
+        .map(|ms| Duration::from_millis(ms as u64))
+        .ok_or_else(|| anyhow::anyhow!("kafka.{key}: `{s}` is not a duration like 1s or 500ms"))
+}
+
+/// librdkafka properties for the consumer: ours first, the operator's passthrough on top.
+pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("group.id", &k.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Bounded prefetch: memory stays flat when the group is far behind.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.max.bytes", "16777216")
+        .set("statistics.interval.ms", "5000");
+    for (key, v) in &k.consumer {
+        c.set(key, v);
+    }
+    c
+}
+
+/// librdkafka properties for the producer.
+pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "100000")
+        .set("queue.buffering.max.kbytes", "262144")
+        .set("message.timeout.ms", "300000");
+    for (key, v) in &k.producer {
+        c.set(key, v);
+    }
+    c
+}
+
+/// Run the worker until `shutdown` resolves or an output fails for good.
+pub async fn run(cfg: &Config, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunStats> {
+    run_with(cfg, metrics, shutdown, |_| {}).await
+}
+
+/// [`run`] with a callback that sees every outcome (the demo prints bundles with it).
+pub async fn run_with(
+    cfg: &Config,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+    mut on_outcome: impl FnMut(&Outcome),
+) -> anyhow::Result<RunStats> {
+    let k = cfg.kafka.as_ref().context("the configuration has no [kafka] section")?;
+    let commit_interval = duration(&k.commit_interval, "commit_interval")?;
+    let drain = duration(&k.drain_timeout, "drain_timeout")?;
+    let mut pipeline = Pipeline::from_config(cfg)?;
+    for w in &pipeline.warnings {
+        tracing::warn!("{w}");
+    }
+    let shared = Arc::new(Shared::new(metrics.clone()));
+    let server = crate::http::spawn(&cfg.metrics.listen, shared.clone()).await?;
+
+    let producer_slot = Arc::new(OnceLock::new());
+    let producer: Arc<ThreadedProducer<ProduceCtx>> = Arc::new(
+        producer_config(k).create_with_context(ProduceCtx { shared: shared.clone() }).context("creating the producer")?,
+    );
+    let _ = producer_slot.set(producer.clone());
+    let consumer: StreamConsumer<ConsumeCtx> = consumer_config(k)
+        .create_with_context(ConsumeCtx { shared: shared.clone(), producer: producer_slot, drain })
+        .context("creating the consumer")?;
+    let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).context("subscribing")?;
+    tracing::info!(topics = ?k.topics, group = %k.group_id, "worker started");
+
+    let mut stats = RunStats::default();
+    let mut ticker = tokio::time::interval(commit_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut outcomes = Vec::new();
+    let out_topic: Arc<str> = Arc::from(k.output_topic.as_str());
+    let dlq_topic: Arc<str> = Arc::from(k.dlq_topic.as_str());
+    let result: anyhow::Result<()> = loop {
+        if let Some(f) = shared.fatal() {
+            break Err(anyhow::anyhow!("stopping: {f}"));
+        }
+        let in_flight = shared.offsets.lock().expect("offsets lock").in_flight();
+        metrics.in_flight.set(in_flight as i64);
+        metrics.dedup_keys.set(pipeline.dedup_len() as i64);
+        if in_flight >= k.max_in_flight {
+            // Backpressure: wait for acknowledgements before taking more input.
+            tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            commit(&consumer, &shared, CommitMode::Async);
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break Ok(()),
+            _ = ticker.tick() => commit(&consumer, &shared, CommitMode::Async),
+            msg = consumer.recv() => match msg {
+                Err(e) => tracing::warn!(%e, "consume error"),
+                Ok(m) => {
+                    let topic: Arc<str> = Arc::from(m.topic());
+                    let (partition, offset) = (m.partition(), m.offset());
+                    let broker_ms = m.timestamp().to_millis();
+                    metrics.input_messages.with_label_values(&[m.topic()]).inc();
+                    stats.messages += 1;
+                    let origin = Origin::Kafka { topic: topic.clone(), partition, offset };
+                    match m.payload() {
+                        Some(bytes) if !bytes.is_empty() => {
+                            let record = frame_message(bytes, origin);
+                            pipeline.process(&record, RecordContext { broker_ms }, &mut outcomes);
+                        }
+                        _ => outcomes.push(Outcome::DeadLetter(DeadLetter {
+                            reason: "empty_record",
+                            message: "the message has no value".into(),
+                            origin,
+                            index: None,
+                            bytes: Vec::new(),
+                        })),
+                    }
+                    let outputs = outcomes.iter().filter(|o| !matches!(o, Outcome::Duplicate { .. })).count() as u32;
+                    shared.offsets.lock().expect("offsets lock").get(&topic, partition).begin(offset, outputs);
+                    let now_s = chrono::Utc::now().timestamp();
+                    for o in outcomes.drain(..) {
+                        metrics.observe(&o, now_s);
+                        on_outcome(&o);
+                        let pending = || Box::new(Pending { topic: topic.clone(), partition, offset, broker_ms });
+                        match o {
+                            Outcome::Bundle { json, key, report } => {
+                                stats.bundles += 1;
+                                let headers = OwnedHeaders::new()
+                                    .insert(Header { key: "alertctx.source", value: Some(report.source.as_str()) })
+                                    .insert(Header { key: "alertctx.class_uid", value: Some(&report.class_uid.to_string()) })
+                                    .insert(Header { key: "alertctx.score", value: Some(&report.score.to_string()) });
+                                let rec = BaseRecord::with_opaque_to(&out_topic, pending()).key(key.as_str()).payload(json.as_str()).headers(headers);
+                                if let Err(reason) = send(&producer, rec).await {
+                                    // The broker refuses this bundle (too large, say): dead-letter
+                                    // the input instead, so nothing is lost and nothing loops.
+                                    let dl = DeadLetter {
+                                        reason: "output_rejected",
+                                        message: reason,
+                                        origin: Origin::Kafka { topic: topic.clone(), partition, offset },
+                                        index: None,
+                                        bytes: m.payload().unwrap_or_default().to_vec(),
+                                    };
+                                    metrics.dead_letters.with_label_values(&[dl.reason]).inc();
+                                    stats.dead_letters += 1;
+                                    if let Err(e) = send(&producer, dead_letter_record(&dlq_topic, &dl, pending())).await {
+                                        shared.offsets.lock().expect("offsets lock").fail(&topic, partition, offset, e.clone());
+                                        shared.fail(e);
+                                    }
+                                }
+                            }
+                            Outcome::DeadLetter(dl) => {
+                                stats.dead_letters += 1;
+                                if let Err(e) = send(&producer, dead_letter_record(&dlq_topic, &dl, pending())).await {
+                                    shared.offsets.lock().expect("offsets lock").fail(&topic, partition, offset, e.clone());
+                                    shared.fail(e);
+                                }
+                            }
+                            Outcome::Duplicate { .. } => stats.duplicates += 1,
+                        }
+                    }
+                }
+            }
+        }
+    };
+
+    // Drain and commit synchronously, within the deadline.
+    shared.stopping.store(true, Ordering::SeqCst);
+    if let Err(e) = producer.flush(drain) {
+        tracing::warn!(%e, "drain did not finish in time; unacknowledged output is reprocessed after restart");
+    }
+    commit(&consumer, &shared, CommitMode::Sync);
+    consumer.unsubscribe();
+    server.abort();
+    tracing::info!(?stats, "worker stopped");
+    result.map(|_| stats)
+}
+
+/// The dead-letter message: original bytes as the value, the rest in headers.
+fn dead_letter_record<'a>(topic: &'a str, d: &'a DeadLetter, p: Box<Pending>) -> BaseRecord<'a, [u8], [u8], Box<Pending>> {
+    let mut headers = OwnedHeaders::new()
+        .insert(Header { key: "alertctx.reason", value: Some(d.reason) })
+        .insert(Header { key: "alertctx.message", value: Some(d.message.as_str()) });
+    if let Origin::Kafka { topic, partition, offset } = &d.origin {
+        headers = headers
+            .insert(Header { key: "alertctx.source.topic", value: Some(topic.as_ref()) })
+            .insert(Header { key: "alertctx.source.partition", value: Some(&partition.to_string()) })
+            .insert(Header { key: "alertctx.source.offset", value: Some(&offset.to_string()) });
+    }
+    let key: &[u8] = match &d.origin {
+        Origin::Kafka { topic, .. } => topic.as_bytes(),
+        Origin::File { input, .. } => input.as_bytes(),
+    };
+    BaseRecord::with_opaque_to(topic, p).key(key).payload(d.bytes.as_slice()).headers(headers)
+}
+
+/// Hand one record to the producer, waiting while its queue is full. `Err` is a permanent
+/// refusal (the record is dropped by librdkafka and its opaque with it).
+async fn send<K, P>(producer: &ThreadedProducer<ProduceCtx>, mut rec: BaseRecord<'_, K, P, Box<Pending>>) -> Result<(), String>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                rec = back;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err((e, _)) => return Err(format!("producer refused the record: {e}")),
+        }
+    }
+}
+
+/// Commit every owned partition whose committable offset moved forward.
+fn commit(consumer: &StreamConsumer<ConsumeCtx>, shared: &Shared, mode: CommitMode) {
+    let plan = shared.offsets.lock().expect("offsets lock").commit_plan();
+    if plan.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (t, p, o) in &plan {
+        let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) if matches!(mode, CommitMode::Sync) => {
+            // A synchronous commit does not call commit_callback: record it here.
+            shared.metrics.commits.with_label_values(&["ok"]).inc();
+            let mut offsets = shared.offsets.lock().expect("offsets lock");
+            for (t, p, o) in &plan {
+                offsets.committed(t, *p, *o);
+            }
+        }
+        Ok(()) => {}
+        Err(e) => {
+            shared.metrics.commits.with_label_values(&["failed"]).inc();
+            tracing::warn!(%e, "offset commit failed; retried at the next interval");
+        }
+    }
+}
