@@ -4,7 +4,7 @@
 //! For every consumed message: frame and process it, register its outputs with the partition's
 //! [offset tracker](offsets), and hand each output to the idempotent, lz4-compressing producer.
 //! Delivery reports acknowledge outputs ([`context`]); acknowledged offsets are committed
-//! every `commit_interval`. A revoke flushes the producer and commits the revoked partitions
+//! (synchronously) every `commit_interval`. A revoke flushes the producer and commits the revoked partitions
 //! synchronously; so does shutdown (SIGTERM, SIGINT) within `drain_timeout`. An output that
 //! fails for good stops the worker without committing past it: the next owner reprocesses.
 
@@ -180,13 +180,13 @@ pub async fn run_with(
                 _ = &mut shutdown => break Ok(()),
                 _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
-            commit(&consumer, &shared, CommitMode::Async);
+            commit(&consumer, &shared);
             continue;
         }
         tokio::select! {
             biased;
             _ = &mut shutdown => break Ok(()),
-            _ = ticker.tick() => commit(&consumer, &shared, CommitMode::Async),
+            _ = ticker.tick() => commit(&consumer, &shared),
             msg = consumer.recv() => match msg {
                 Err(e) => tracing::warn!(%e, "consume error"),
                 Ok(m) => {
@@ -262,7 +262,7 @@ pub async fn run_with(
     if let Err(e) = producer.flush(drain) {
         tracing::warn!(%e, "drain did not finish in time; unacknowledged output is reprocessed after restart");
     }
-    commit(&consumer, &shared, CommitMode::Sync);
+    commit(&consumer, &shared);
     consumer.unsubscribe();
     server.abort();
     tracing::info!(?stats, "worker stopped");
@@ -306,8 +306,10 @@ where
     }
 }
 
-/// Commit every owned partition whose committable offset moved forward.
-fn commit(consumer: &StreamConsumer<ConsumeCtx>, shared: &Shared, mode: CommitMode) {
+/// Commit every owned partition whose committable offset moved forward. Commits are
+/// synchronous: one round trip per `commit_interval`, and the result is known before the
+/// bookkeeping moves on (an async commit's callback would only arrive on a later poll).
+fn commit(consumer: &StreamConsumer<ConsumeCtx>, shared: &Shared) {
     let plan = shared.offsets.lock().expect("offsets lock").commit_plan();
     if plan.is_empty() {
         return;
@@ -316,16 +318,14 @@ fn commit(consumer: &StreamConsumer<ConsumeCtx>, shared: &Shared, mode: CommitMo
     for (t, p, o) in &plan {
         let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
     }
-    match consumer.commit(&tpl, mode) {
-        Ok(()) if matches!(mode, CommitMode::Sync) => {
-            // A synchronous commit does not call commit_callback: record it here.
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => {
             shared.metrics.commits.with_label_values(&["ok"]).inc();
             let mut offsets = shared.offsets.lock().expect("offsets lock");
             for (t, p, o) in &plan {
                 offsets.committed(t, *p, *o);
             }
         }
-        Ok(()) => {}
         Err(e) => {
             shared.metrics.commits.with_label_values(&["failed"]).inc();
             tracing::warn!(%e, "offset commit failed; retried at the next interval");

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use alertctx::config::Config;
 use alertctx::decode::framing::frame_all;
 use alertctx::pipeline::{Outcome, Pipeline, RecordContext};
