@@ -49,6 +49,7 @@ struct Rule {
     regex: Option<Regex>,
     map: Option<HashMap<String, Json>>,
     map_default: Option<Json>,
+    map_keep_unknown: bool,
     conv: Conv,
     default: Option<Json>,
     when: Option<Cond>,
@@ -210,7 +211,18 @@ impl Mapping {
                     .filter_map(|p| lookup(record, p))
                     .find(|v| !self.is_null(v))?;
                 if let Some(each) = &rule.each {
+                    // With `split`, a string is split first and each piece mapped.
+                    let pieces: Vec<Value<'_>> = match (&rule.split, found) {
+                        (Some(sep), Value::String(s)) => s
+                            .split(sep.as_str())
+                            .map(str::trim)
+                            .filter(|p| !p.is_empty())
+                            .map(|p| Value::String(std::borrow::Cow::Borrowed(p)))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                     let items: Vec<&Value<'_>> = match found {
+                        _ if !pieces.is_empty() => pieces.iter().collect(),
                         Value::Array(a) => a.iter().collect(),
                         other => vec![other],
                     };
@@ -271,6 +283,7 @@ impl Mapping {
             let key = json_text(&value)?;
             value = match map.get(key.as_str()) {
                 Some(v) => v.clone(),
+                None if rule.map_keep_unknown => value,
                 None => rule.map_default.clone()?,
             };
         }
@@ -496,6 +509,7 @@ fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow
         regex: def.regex.as_deref().map(Regex::new).transpose().with_context(|| format!("`{target}`: regex"))?,
         map: def.map.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
         map_default: def.map_default.as_ref().map(toml_to_json),
+        map_keep_unknown: def.map_keep_unknown,
         conv: parse_conv(def.conv.as_deref()).with_context(|| format!("`{target}`"))?,
         default: def.default.as_ref().map(toml_to_json),
         when,
@@ -569,6 +583,8 @@ activity_id = 1
 "severity_id" = { from = "sev", map = { "high" = 4 }, map_default = 2 }
 "user.groups" = { from = "groups", split = ";", each = { name = "." } }
 "logon_type_id" = { from = "lt", as = "int" }
+"auth_protocol" = { from = "proto", as = "upper", map = { NTLM = "NTLM" }, map_keep_unknown = true }
+"file.hashes" = { from = "hashes", split = ",", each = { algorithm = { from = ".", regex = "^([^=]+)=" }, value = { from = ".", regex = "=(.+)$" } } }
 [[class]]
 class_uid = 4001
 activity_id = 6
@@ -582,7 +598,7 @@ activity_id = 6
         let out = run(
             &m,
             r#"{"kind":"login","ts":"2024-01-02T03:04:05Z","src":"10.1.2.3","dom":"CORP","user":"ann",
-                "ok":"true","sev":"odd","lt":"0x3","extra":{"a":1,"b":"-"},"@version":"1","groups":"a;b"}"#,
+                "ok":"true","sev":"odd","lt":"0x3","proto":"kerberos","hashes":"SHA1=ab12,MD5=cd34","extra":{"a":1,"b":"-"},"@version":"1","groups":"a;b"}"#,
         );
         assert_eq!(out.class_uid, 3002);
         let a = Json::Object(out.alert);
@@ -591,6 +607,8 @@ activity_id = 6
         assert_eq!(a["status_id"], 1);
         assert_eq!(a["severity_id"], 2);
         assert_eq!(a["logon_type_id"], 3);
+        assert_eq!(a["auth_protocol"], "KERBEROS", "map_keep_unknown keeps what the map lacks");
+        assert_eq!(a["file"]["hashes"], serde_json::json!([{"algorithm": "SHA1", "value": "ab12"}, {"algorithm": "MD5", "value": "cd34"}]));
         assert_eq!(a["src_endpoint"]["ip"], "10.1.2.3");
         assert_eq!(a["metadata"]["product"]["vendor_name"], "Acme");
         assert_eq!(a["unmapped"], serde_json::json!({"extra": {"a": 1}, "@version": "1"}));

@@ -102,6 +102,9 @@ pub struct FieldRuleDef {
     pub map: Option<BTreeMap<String, toml::Value>>,
     /// Value for a lookup that `map` does not contain.
     pub map_default: Option<toml::Value>,
+    /// Keep the value as it is when `map` does not contain it (instead of `map_default`).
+    #[serde(default)]
+    pub map_keep_unknown: bool,
     /// Conversion: `string`, `int`, `float`, `bool`, `time` (epoch ms), `ip`, `port`,
     /// `lower`, `upper`, `json` (keep structure), `list` (a scalar becomes a one-item array). Default: keep the value's own type.
     #[serde(rename = "as")]
@@ -111,7 +114,8 @@ pub struct FieldRuleDef {
     /// Apply this rule only when the condition holds.
     pub when: Option<CondDef>,
     /// For arrays: map each element with these rules (paths relative to the element; `.`
-    /// is the element itself) into an array of objects.
+    /// is the element itself) into an array of objects. With `split`, a string is split into
+    /// pieces first and each piece is an element.
     pub each: Option<BTreeMap<String, FieldDef>>,
 }
 
