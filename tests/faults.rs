@@ -1,0 +1,142 @@
+//! Fault injection with librdkafka's in-process mock cluster: produce errors, a broker going
+//! down and coming back, failing offset commits, and a second member joining mid-stream.
+//! After each, every input message must have its output (dedup is off here so every input
+//! has at least one), and the group's committed offsets must reach the end of the topic.
+
+mod common;
+
+use alertctx::metrics::Metrics;
+use common::kafka::*;
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: i32 = 3;
+
+struct Setup {
+    brokers: String,
+    raw: String,
+    out: String,
+    dlq: String,
+    group: String,
+    inputs: usize,
+}
+
+fn setup(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>, times: usize) -> Setup {
+    let brokers = cluster.bootstrap_servers();
+    let s = Setup { brokers, raw: unique("raw"), out: unique("out"), dlq: unique("dlq"), group: unique("g"), inputs: 0 };
+    for t in [&s.raw, &s.out, &s.dlq] {
+        cluster.create_topic(t, PARTITIONS, 1).unwrap();
+    }
+    let inputs = produce(&s.brokers, &s.raw, &example_payloads(times));
+    Setup { inputs, ..s }
+}
+
+/// Resolves once every input has output and every offset is committed.
+async fn all_done(s: &Setup, stop: Arc<AtomicBool>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (b, raw, out, dlq, group, n) = (s.brokers.clone(), s.raw.clone(), s.out.clone(), s.dlq.clone(), s.group.clone(), s.inputs);
+        let done = tokio::task::spawn_blocking(move || {
+            coverage(&b, &out, &dlq, PARTITIONS).len() == n && committed(&b, &group, &raw, PARTITIONS) == end_offsets(&b, &raw, PARTITIONS)
+        })
+        .await
+        .unwrap();
+        if done || stop.load(Ordering::SeqCst) {
+            stop.store(true, Ordering::SeqCst);
+            return;
+        }
+        assert!(Instant::now() < deadline, "not everything was processed and committed in time");
+    }
+}
+
+fn check(s: &Setup, label: &str) -> usize {
+    let cov = coverage(&s.brokers, &s.out, &s.dlq, PARTITIONS);
+    assert_eq!(cov.len(), s.inputs, "{label}: every input has its output");
+    assert_eq!(committed(&s.brokers, &s.group, &s.raw, PARTITIONS), end_offsets(&s.brokers, &s.raw, PARTITIONS), "{label}: all committed");
+    let resent: usize = cov.values().map(|c| c - 1).sum();
+    eprintln!("{label}: {} inputs, every one with output; {resent} outputs sent more than once", s.inputs);
+    resent
+}
+
+async fn run_worker(s: &Setup, stop: Arc<AtomicBool>) -> alertctx::worker::RunStats {
+    let cfg = worker_config(&s.brokers, &s.group, &s.raw, &s.out, &s.dlq, false, "");
+    let shutdown = async move {
+        while !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    alertctx::worker::run(&cfg, Arc::new(Metrics::new()), shutdown).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_errors_are_retried_and_nothing_is_lost() {
+    let cluster = MockCluster::new(1).unwrap();
+    let s = setup(&cluster, 20);
+    // The next produce requests fail with retriable errors; librdkafka retries idempotently.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stats, _) = tokio::join!(run_worker(&s, stop.clone()), all_done(&s, stop.clone()));
+    assert_eq!(stats.messages as usize, s.inputs);
+    check(&s, "produce errors");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_then_up_loses_nothing() {
+    let cluster = MockCluster::new(1).unwrap();
+    let s = setup(&cluster, 40);
+    let stop = Arc::new(AtomicBool::new(false));
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        cluster.broker_down(1).unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.broker_up(1).unwrap();
+    };
+    let (stats, _, _) = tokio::join!(run_worker(&s, stop.clone()), all_done(&s, stop.clone()), outage);
+    assert!(stats.messages as usize >= s.inputs, "every input consumed (some perhaps twice)");
+    check(&s, "broker down then up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_commits_are_retried() {
+    let cluster = MockCluster::new(1).unwrap();
+    let s = setup(&cluster, 20);
+    cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stats, _) = tokio::join!(run_worker(&s, stop.clone()), all_done(&s, stop.clone()));
+    assert_eq!(stats.messages as usize, s.inputs);
+    assert_eq!(check(&s, "commit failures"), 0, "a failed commit re-sends nothing while the member keeps its partitions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_mid_stream_loses_nothing() {
+    let cluster = MockCluster::new(1).unwrap();
+    let s = setup(&cluster, 60);
+    let stop = Arc::new(AtomicBool::new(false));
+    let second = async {
+        // Join once the first member is under way: its partitions are revoked mid-batch.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        run_worker(&s, stop.clone()).await
+    };
+    let (a, b, _) = tokio::join!(run_worker(&s, stop.clone()), second, all_done(&s, stop.clone()));
+    assert!(a.messages > 0 && b.messages > 0, "both members worked: {a:?} {b:?}");
+    assert!((a.messages + b.messages) as usize >= s.inputs);
+    check(&s, "rebalance mid-stream");
+}
