@@ -1,6 +1,33 @@
-//! (stub until the enrichers branch lands)
-use serde::Serialize;
+//! Enrich: what the organisation knows about the things an alert names. Asset inventory
+//! (CMDB) and identity directory records become [`Entity`]s, geo/ASN lookups become
+//! [`Enrichment`]s, and every attribute an enricher had no answer for becomes a [`Miss`]
+//! that scoring turns into a data gap.
+//!
+//! An enricher is one [`Enricher`] implementation plus a TOML definition file naming its
+//! `kind`, its reference data and the alert attributes it reads (see [`definition`] and
+//! `enrichers/README.md`). [`load_dir`] loads every definition in a directory.
+//!
+//! Output is deterministic: outputs follow the definition's attribute order, an attribute is
+//! read only when present, and a value seen under several attributes of one event is looked
+//! up once (the first attribute carrying it owns the result).
 
+pub mod asset;
+pub mod definition;
+pub mod geo;
+pub mod ipclass;
+pub mod table;
+#[cfg(test)]
+mod testutil;
+pub mod user;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+pub use definition::Definition;
+
+/// What enrichers contribute for one event; the pipeline turns it into bundle layers.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct EnrichOutput {
     pub entities: Vec<Entity>,
@@ -8,45 +35,362 @@ pub struct EnrichOutput {
     pub misses: Vec<Miss>,
 }
 
+/// An asset or user the alert involves, with its inventory/directory record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entity {
+    /// `asset` or `user`.
     pub kind: &'static str,
+    /// The alert attribute that matched, e.g. `src_endpoint.ip`.
     pub attribute: String,
+    /// The value seen there, as written in the log.
     pub value: String,
+    /// How it matched: `ip`, `cidr`, `fqdn`, `hostname`, `short_name` (assets); `sid`, `upn`,
+    /// `email`, `sam`, `domain_sam`, `uid` (users).
     pub matched_by: &'static str,
+    /// Enricher name from its definition.
     pub enricher: String,
+    /// The record, keys sorted. Asset: `id, owner, business_unit, criticality, environment,
+    /// os, tags`; user: `id, display_name, department, title, manager, privileged, status,
+    /// groups`. Empty cells are left out.
     pub context: serde_json::Value,
 }
 
+/// A lookup result attached to one attribute (geo/ASN and future lookups).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Enrichment {
     pub attribute: String,
     pub value: String,
     pub enricher: String,
+    /// Where the answer came from, e.g. `GeoLite2-City@1700000000`.
     pub source: String,
     pub data: serde_json::Value,
 }
 
+/// An attribute an enricher was asked about and had no answer for. `code` is a gap code.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Miss {
     pub attribute: String,
     pub value: String,
     pub enricher: String,
+    /// `asset_unknown`, `user_unknown` or `geo_unknown`.
     pub code: &'static str,
 }
 
+/// One source of context. Implementations keep their reference data in memory and must give
+/// the same output for the same alert and data.
 pub trait Enricher: Send {
+    /// The definition's `name`.
     fn name(&self) -> &str;
+    /// `asset`, `user` or `geo`.
     fn kind(&self) -> &'static str;
+    /// Version of the reference data for provenance, e.g. `sha256:<hex of the file(s)>`.
     fn data_version(&self) -> &str;
+    /// Append what this enricher knows about `alert` to `out`.
     fn enrich(&mut self, alert: &serde_json::Value, out: &mut EnrichOutput);
 }
 
+/// What loading definitions produced: the enrichers, in file-name order, and warnings about
+/// optional reference data that was not there or rows that were ignored.
 pub struct Loaded {
     pub enrichers: Vec<Box<dyn Enricher>>,
     pub warnings: Vec<String>,
 }
 
-pub fn load_dir(_dir: &std::path::Path) -> anyhow::Result<Loaded> {
-    Ok(Loaded { enrichers: Vec::new(), warnings: Vec::new() })
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.enrichers.iter().map(|e| e.name()).collect();
+        f.debug_struct("Loaded")
+            .field("enrichers", &names)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+/// Load every `*.toml` enricher definition in `dir`, sorted by file name.
+///
+/// A file without a top-level `kind` but with `[[rule]]` tables is a tag-rule file
+/// (`enrichers/tags.toml` lives alongside the definitions) and is skipped; any other file
+/// without `kind` is an error. Names must be unique. An `optional = true` definition whose
+/// data file is missing is left out with a warning instead of failing the load.
+pub fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "toml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    let mut loaded = Loaded {
+        enrichers: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut names = BTreeSet::new();
+    for path in files {
+        let Some(def) = Definition::read(&path)? else {
+            continue;
+        };
+        if !names.insert(def.name().to_string()) {
+            bail!(
+                "{}: enricher name {:?} is already used by another definition",
+                path.display(),
+                def.name()
+            );
+        }
+        let one = def.load(&path)?;
+        loaded.enrichers.extend(one.enrichers);
+        loaded.warnings.extend(one.warnings);
+    }
+    Ok(loaded)
+}
+
+/// Load one definition file. The result holds its enricher, or none and a warning when the
+/// definition is `optional` and its data file is missing; load warnings (ignored duplicate
+/// rows) are passed on too. A file that is not an enricher definition is an error.
+pub fn load_definition(path: &Path) -> anyhow::Result<Loaded> {
+    match Definition::read(path)? {
+        Some(def) => def.load(path),
+        None => bail!("{}: not an enricher definition (no `kind`)", path.display()),
+    }
+}
+
+/// The present attributes of `alert` among `attributes`, in order, with their values as
+/// written (numbers rendered). `key(attribute, value)` normalises a value for the
+/// once-per-event rule: an attribute whose key was already seen is dropped, and so is one
+/// whose key is `None` (a value the enricher cannot use).
+pub(crate) fn present<'a>(
+    alert: &serde_json::Value,
+    attributes: impl IntoIterator<Item = &'a String>,
+    mut key: impl FnMut(&str, &str) -> Option<String>,
+) -> Vec<(&'a str, String)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for attr in attributes {
+        if let Some(value) = crate::path::get_str(alert, attr) {
+            if let Some(k) = key(attr, &value) {
+                if seen.insert(k) {
+                    out.push((attr.as_str(), value));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Parse an IP address as logs write it: trimmed, optionally in brackets, with an IPv6 zone
+/// (`fe80::1%eth0`) dropped. IPv4-mapped IPv6 addresses become IPv4.
+pub fn parse_ip(text: &str) -> Option<std::net::IpAddr> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(t);
+    let t = t.split_once('%').map_or(t, |(addr, _zone)| addr);
+    t.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{definition_dir, mmdb, write};
+    use super::*;
+    use serde_json::json;
+
+    fn names(loaded: &Loaded) -> Vec<(&str, &str)> {
+        loaded
+            .enrichers
+            .iter()
+            .map(|e| (e.name(), e.kind()))
+            .collect()
+    }
+
+    #[test]
+    fn load_dir_sorts_skips_tag_rules_and_warns_on_optional_data() {
+        let dir = definition_dir();
+        let d = dir.path();
+        write(
+            d,
+            "b-users.toml",
+            "name = \"ad\"\nkind = \"user\"\npath = \"data/u.csv\"\n",
+        );
+        write(d, "data/u.csv", "user_id,sam_account_name\nu1,jdoe\n");
+        write(
+            d,
+            "a-assets.toml",
+            "name = \"cmdb\"\nkind = \"asset\"\npath = \"data/a.json\"\n",
+        );
+        write(
+            d,
+            "data/a.json",
+            "[{\"asset_id\": \"A1\", \"ip\": \"10.0.0.1\"}]",
+        );
+        write(
+            d,
+            "c-geo.toml",
+            "name = \"geo\"\nkind = \"geo\"\ncity = \"data/nope.mmdb\"\noptional = true\n",
+        );
+        write(d, "tags.toml", "[[rule]]\nid = \"r\"\ntags = [\"a:b\"]\n");
+        write(d, "notes.txt", "not a definition");
+        let loaded = load_dir(d).unwrap();
+        assert_eq!(names(&loaded), vec![("cmdb", "asset"), ("ad", "user")]);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(
+            loaded.warnings[0].contains("optional enricher \"geo\" left out: missing"),
+            "{:?}",
+            loaded.warnings
+        );
+        assert!(loaded.warnings[0].contains("nope.mmdb"));
+        let hash = table::sha256_version(b"user_id,sam_account_name\nu1,jdoe\n");
+        assert_eq!(loaded.enrichers[1].data_version(), hash);
+
+        // The same definition on its own.
+        let one = load_definition(&d.join("c-geo.toml")).unwrap();
+        assert!(one.enrichers.is_empty());
+        assert_eq!(one.warnings, loaded.warnings);
+        assert!(load_definition(&d.join("tags.toml")).is_err());
+
+        // Once the database is there, the geo enricher loads.
+        mmdb::write_test_city_db(&d.join("data/nope.mmdb")).unwrap();
+        let loaded = load_dir(d).unwrap();
+        assert_eq!(
+            names(&loaded),
+            vec![("cmdb", "asset"), ("ad", "user"), ("geo", "geo")]
+        );
+        assert!(loaded.warnings.is_empty());
+        assert!(loaded.enrichers[2].data_version().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn load_dir_errors() {
+        let dir = definition_dir();
+        let d = dir.path();
+        write(
+            d,
+            "a.toml",
+            "name = \"x\"\nkind = \"asset\"\npath = \"missing.csv\"\n",
+        );
+        let err = format!("{:#}", load_dir(d).unwrap_err());
+        assert!(
+            err.contains("a.toml") && err.contains("missing.csv"),
+            "{err}"
+        );
+
+        write(
+            d,
+            "a.toml",
+            "name = \"x\"\nkind = \"asset\"\npath = \"a.csv\"\n",
+        );
+        write(d, "a.csv", "asset_id,ip\nA,10.0.0.1\n");
+        write(
+            d,
+            "b.toml",
+            "name = \"x\"\nkind = \"asset\"\npath = \"a.csv\"\n",
+        );
+        let err = format!("{:#}", load_dir(d).unwrap_err());
+        assert!(
+            err.contains("b.toml") && err.contains("already used"),
+            "{err}"
+        );
+
+        write(d, "b.toml", "name = \"y\"\n");
+        let err = format!("{:#}", load_dir(d).unwrap_err());
+        assert!(
+            err.contains("b.toml") && err.contains("missing `kind`"),
+            "{err}"
+        );
+
+        write(
+            d,
+            "b.toml",
+            "name = \"y\"\nkind = \"asset\"\npath = \"b.csv\"\n",
+        );
+        write(d, "b.csv", "asset_id,ip\nB,10.0.0.1\nC,300.0.0.1\n");
+        let err = format!("{:#}", load_dir(d).unwrap_err());
+        assert!(err.contains("b.csv:3: invalid ip"), "{err}");
+    }
+
+    /// The example definitions in `enrichers/` load, and the example data answers the
+    /// questions the README's bundle example asks.
+    #[test]
+    fn example_enrichers_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("enrichers");
+        let mut loaded = load_dir(&dir).unwrap();
+        assert_eq!(
+            names(&loaded),
+            vec![("cmdb", "asset"), ("directory", "user")]
+        );
+        // geo.toml is optional and the MaxMind files are not shipped.
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("\"geo\""));
+
+        let alert = json!({
+            "src_endpoint": {"ip": "10.20.14.77", "hostname": "ws-0042"},
+            "dst_endpoint": {"ip": "10.30.5.10"},
+            "device": {"ip": "192.0.2.10"},
+            "user": {"name": "jdoe", "domain": "CORP"},
+            "actor": {"user": {"name": "CORP\\adm-asmith", "uid": "S-1-5-21-1111111111-2222222222-3333333333-1116"}},
+        });
+        let mut out = EnrichOutput::default();
+        for e in &mut loaded.enrichers {
+            e.enrich(&alert, &mut out);
+        }
+        let got: Vec<(&str, &str, &str)> = out
+            .entities
+            .iter()
+            .map(|e| {
+                (
+                    e.attribute.as_str(),
+                    e.matched_by,
+                    e.context["id"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("src_endpoint.ip", "cidr", "AST-0024"),
+                ("dst_endpoint.ip", "ip", "AST-0012"),
+                ("device.ip", "ip", "AST-0016"),
+                ("src_endpoint.hostname", "hostname", "AST-0020"),
+                ("user.name", "domain_sam", "u1104"),
+                ("actor.user.name", "domain_sam", "u1106"),
+                ("actor.user.uid", "sid", "u1116"),
+            ]
+        );
+        assert_eq!(out.entities[1].context["criticality"], "crown_jewel");
+        assert_eq!(out.entities[5].context["privileged"], true);
+        assert_eq!(out.entities[6].context["status"], "disabled");
+        assert!(out.misses.is_empty(), "{:?}", out.misses);
+    }
+
+    #[test]
+    fn present_reads_in_order_and_once_per_value() {
+        let alert = json!({"a": {"ip": "10.0.0.1"}, "b": {"ip": "10.0.0.1"}, "c": {"ip": ""}, "d": {"ip": 7}});
+        let attrs: Vec<String> = ["d.ip", "a.ip", "c.ip", "b.ip", "x.ip"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let got = present(&alert, &attrs, |_, v| Some(v.to_string()));
+        assert_eq!(
+            got,
+            vec![("d.ip", "7".to_string()), ("a.ip", "10.0.0.1".to_string())]
+        );
+    }
+
+    #[test]
+    fn parse_ip_accepts_log_spellings() {
+        assert_eq!(parse_ip(" 10.0.0.1 "), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            parse_ip("[2001:db8::1]"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(parse_ip("fe80::1%eth0"), Some("fe80::1".parse().unwrap()));
+        assert_eq!(
+            parse_ip("::ffff:10.0.0.1"),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(parse_ip("web01"), None);
+        assert_eq!(parse_ip("10.0.0.256"), None);
+    }
 }

@@ -1,0 +1,565 @@
+//! Geo enricher: looks up the public IPs an alert names in MaxMind DB files (GeoIP2/GeoLite2
+//! City, ASN and Anonymous-IP) and attaches the answer as an [`Enrichment`].
+//!
+//! Reserved addresses (see [`ipclass`]) are never looked up: they get
+//! `data = {"internal": true, "range": "<label>"}` with source `iana-special-purpose`. A public
+//! IP no configured database has a record for is a `geo_unknown` [`Miss`]. An answer's `data`
+//! uses OCSF names where OCSF has them:
+//!
+//! ```json
+//! {"location": {"city": "Boxford", "continent": "Europe", "continent_code": "EU",
+//!               "country": "GB", "country_name": "United Kingdom",
+//!               "region": "GB-ENG", "region_name": "England",
+//!               "lat": 51.75, "long": -1.25, "accuracy_radius_km": 100},
+//!  "autonomous_system": {"number": 29518, "name": "Bredband2 AB"},
+//!  "anonymous": {"is_anonymous": false, "is_anonymous_vpn": false, "is_hosting_provider": false,
+//!                "is_public_proxy": false, "is_residential_proxy": false, "is_tor_exit_node": false}}
+//! ```
+//!
+//! Each block appears when its database is configured and has something for the IP
+//! (`anonymous` appears on every answer when an Anonymous-IP database is configured: no record
+//! there means no flag is set). `source` names each database by type and build epoch, joined
+//! with `+` (`GeoLite2-City@1700000000+GeoLite2-ASN@1700000000`); the data version is the
+//! sha256 of the database files' bytes, in the order city, asn, anonymous_ip.
+//!
+//! An LRU cache keyed by IP sits in front of the databases and remembers misses as well as
+//! hits; [`GeoEnricher::cache_stats`] reports its hit and miss counts. A record that fails to
+//! decode (a corrupt database) counts as no record and in [`GeoEnricher::lookup_errors`].
+
+use super::definition::{unique, GeoDefinition};
+use super::{ipclass, parse_ip, present, EnrichOutput, Enricher, Enrichment, Miss};
+use anyhow::Context;
+use lru::LruCache;
+use maxminddb::{geoip2, Reader};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::path::Path;
+
+/// `source` of the enrichment given to reserved addresses.
+pub const RESERVED_SOURCE: &str = "iana-special-purpose";
+
+/// MaxMind databases, a cache in front of them, and the attributes to read.
+pub struct GeoEnricher {
+    name: String,
+    version: String,
+    source: String,
+    attributes: Vec<String>,
+    city: Option<Reader<Vec<u8>>>,
+    asn: Option<Reader<Vec<u8>>>,
+    anonymous: Option<Reader<Vec<u8>>>,
+    cache: Option<LruCache<IpAddr, Option<Value>>>,
+    hits: u64,
+    misses: u64,
+    errors: u64,
+}
+
+/// What a lookup concluded about one IP.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GeoLookup {
+    /// A non-global address, with its range label; not looked up.
+    Reserved(&'static str),
+    /// The combined record (see the module docs for its shape).
+    Found(Value),
+    /// A public address no database has a record for.
+    NotFound,
+}
+
+impl GeoEnricher {
+    /// Open the databases a definition names; `base` is the definition's directory.
+    pub fn open(def: &GeoDefinition, base: &Path) -> anyhow::Result<GeoEnricher> {
+        let mut hasher = Sha256::new();
+        let mut sources = Vec::new();
+        let mut open =
+            |file: &Option<std::path::PathBuf>| -> anyhow::Result<Option<Reader<Vec<u8>>>> {
+                let Some(file) = file else { return Ok(None) };
+                let path = base.join(file);
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                hasher.update(&bytes);
+                let reader = Reader::from_source(bytes).map_err(|e| {
+                    anyhow::anyhow!("{}: not a readable MaxMind DB: {e}", path.display())
+                })?;
+                sources.push(format!(
+                    "{}@{}",
+                    reader.metadata.database_type, reader.metadata.build_epoch
+                ));
+                Ok(Some(reader))
+            };
+        let city = open(&def.city)?;
+        let asn = open(&def.asn)?;
+        let anonymous = open(&def.anonymous_ip)?;
+        Ok(GeoEnricher {
+            name: def.name.clone(),
+            version: format!("sha256:{}", hex::encode(hasher.finalize())),
+            source: sources.join("+"),
+            attributes: unique(&def.ip_attributes),
+            city,
+            asn,
+            anonymous,
+            cache: NonZeroUsize::new(def.cache_size).map(LruCache::new),
+            hits: 0,
+            misses: 0,
+            errors: 0,
+        })
+    }
+
+    /// The `source` written on enrichments from the databases.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Cache (hits, misses) so far. Reserved addresses never reach the cache; with the cache
+    /// disabled every lookup is a miss.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+
+    /// Records that failed to decode so far.
+    pub fn lookup_errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// Look up one IP (IPv4-mapped IPv6 addresses as their IPv4).
+    pub fn lookup(&mut self, ip: IpAddr) -> GeoLookup {
+        let ip = ip.to_canonical();
+        if let Some(label) = ipclass::classify(ip) {
+            return GeoLookup::Reserved(label);
+        }
+        let cached = self.cache.as_mut().and_then(|c| c.get(&ip).cloned());
+        let record = match cached {
+            Some(record) => {
+                self.hits += 1;
+                record
+            }
+            None => {
+                self.misses += 1;
+                let record = self.query(ip);
+                if let Some(c) = self.cache.as_mut() {
+                    c.put(ip, record.clone());
+                }
+                record
+            }
+        };
+        record.map_or(GeoLookup::NotFound, GeoLookup::Found)
+    }
+
+    /// Ask every database; `None` when none has anything for the IP.
+    fn query(&mut self, ip: IpAddr) -> Option<Value> {
+        let mut data = Map::new();
+        if let Some(r) = &self.city {
+            match read::<geoip2::City>(r, ip) {
+                Ok(Some(city)) => {
+                    let loc = location(&city);
+                    if !loc.is_empty() {
+                        data.insert("location".into(), Value::Object(loc));
+                    }
+                }
+                Ok(None) => {}
+                Err(()) => self.errors += 1,
+            }
+        }
+        if let Some(r) = &self.asn {
+            match read::<geoip2::Asn>(r, ip) {
+                Ok(Some(asn)) => {
+                    let mut a = Map::new();
+                    if let Some(n) = asn.autonomous_system_number {
+                        a.insert("number".into(), json!(n));
+                    }
+                    if let Some(org) = asn.autonomous_system_organization {
+                        a.insert("name".into(), json!(org));
+                    }
+                    if !a.is_empty() {
+                        data.insert("autonomous_system".into(), Value::Object(a));
+                    }
+                }
+                Ok(None) => {}
+                Err(()) => self.errors += 1,
+            }
+        }
+        let mut anonymous = None;
+        if let Some(r) = &self.anonymous {
+            match read::<geoip2::AnonymousIp>(r, ip) {
+                Ok(found) => anonymous = Some(found),
+                Err(()) => self.errors += 1,
+            }
+        }
+        // An Anonymous-IP record is an answer on its own; its absence only qualifies others.
+        let anonymous_record = matches!(anonymous, Some(Some(_)));
+        if data.is_empty() && !anonymous_record {
+            return None;
+        }
+        if let Some(found) = anonymous {
+            let flag = |f: fn(&geoip2::AnonymousIp) -> Option<bool>| {
+                found.as_ref().and_then(f).unwrap_or(false)
+            };
+            let flags: BTreeMap<&str, bool> = [
+                ("is_anonymous", flag(|a| a.is_anonymous)),
+                ("is_anonymous_vpn", flag(|a| a.is_anonymous_vpn)),
+                ("is_hosting_provider", flag(|a| a.is_hosting_provider)),
+                ("is_public_proxy", flag(|a| a.is_public_proxy)),
+                ("is_residential_proxy", flag(|a| a.is_residential_proxy)),
+                ("is_tor_exit_node", flag(|a| a.is_tor_exit_node)),
+            ]
+            .into_iter()
+            .collect();
+            data.insert("anonymous".into(), json!(flags));
+        }
+        Some(Value::Object(data))
+    }
+}
+
+/// One record from one database; `Err` when it does not decode. An IPv6 address in an
+/// IPv4-only database has no record.
+fn read<'de, T: serde::Deserialize<'de>>(
+    reader: &'de Reader<Vec<u8>>,
+    ip: IpAddr,
+) -> Result<Option<T>, ()> {
+    if ip.is_ipv6() && reader.metadata.ip_version == 4 {
+        return Ok(None);
+    }
+    reader.lookup::<T>(ip).map_err(|_| ())
+}
+
+/// The OCSF-shaped `location` block of a City record (English names).
+fn location(city: &geoip2::City) -> Map<String, Value> {
+    let mut loc = Map::new();
+    let en = |names: &Option<BTreeMap<&str, &str>>| {
+        names
+            .as_ref()
+            .and_then(|n| n.get("en"))
+            .map(|s| s.to_string())
+    };
+    if let Some(name) = city.city.as_ref().and_then(|c| en(&c.names)) {
+        loc.insert("city".into(), json!(name));
+    }
+    if let Some(continent) = &city.continent {
+        if let Some(name) = en(&continent.names) {
+            loc.insert("continent".into(), json!(name));
+        }
+        if let Some(code) = continent.code {
+            loc.insert("continent_code".into(), json!(code));
+        }
+    }
+    let country_iso = city.country.as_ref().and_then(|c| c.iso_code);
+    if let Some(country) = &city.country {
+        if let Some(iso) = country.iso_code {
+            loc.insert("country".into(), json!(iso));
+        }
+        if let Some(name) = en(&country.names) {
+            loc.insert("country_name".into(), json!(name));
+        }
+    }
+    if let Some(sub) = city.subdivisions.as_ref().and_then(|s| s.first()) {
+        if let Some(code) = sub.iso_code {
+            let region = match country_iso {
+                Some(c) => format!("{c}-{code}"),
+                None => code.to_string(),
+            };
+            loc.insert("region".into(), json!(region));
+        }
+        if let Some(name) = en(&sub.names) {
+            loc.insert("region_name".into(), json!(name));
+        }
+    }
+    if let Some(l) = &city.location {
+        if let (Some(lat), Some(long)) = (l.latitude, l.longitude) {
+            loc.insert("lat".into(), json!(lat));
+            loc.insert("long".into(), json!(long));
+        }
+        if let Some(r) = l.accuracy_radius {
+            loc.insert("accuracy_radius_km".into(), json!(r));
+        }
+    }
+    loc
+}
+
+impl Enricher for GeoEnricher {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "geo"
+    }
+
+    fn data_version(&self) -> &str {
+        &self.version
+    }
+
+    fn enrich(&mut self, alert: &Value, out: &mut EnrichOutput) {
+        let attributes = std::mem::take(&mut self.attributes);
+        let values = present(alert, &attributes, |_, value| {
+            parse_ip(value).map(|ip| ip.to_string())
+        });
+        for (attr, value) in values {
+            let Some(ip) = parse_ip(&value) else { continue };
+            let (source, data) = match self.lookup(ip) {
+                GeoLookup::Reserved(label) => (
+                    RESERVED_SOURCE.to_string(),
+                    json!({"internal": true, "range": label}),
+                ),
+                GeoLookup::Found(data) => (self.source.clone(), data),
+                GeoLookup::NotFound => {
+                    out.misses.push(Miss {
+                        attribute: attr.to_string(),
+                        value,
+                        enricher: self.name.clone(),
+                        code: "geo_unknown",
+                    });
+                    continue;
+                }
+            };
+            out.enrichment.push(Enrichment {
+                attribute: attr.to_string(),
+                value,
+                enricher: self.name.clone(),
+                source,
+                data,
+            });
+        }
+        self.attributes = attributes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::testutil::{definition_dir, mmdb, write};
+
+    /// A City, an ASN and an Anonymous-IP database built for the test, and a definition.
+    fn fixture(extra: &str) -> (tempfile::TempDir, GeoDefinition) {
+        let dir = definition_dir();
+        mmdb::write_test_city_db(&dir.path().join("city.mmdb")).unwrap();
+        mmdb::write_test_asn_db(&dir.path().join("asn.mmdb")).unwrap();
+        mmdb::write_test_anonymous_ip_db(&dir.path().join("anon.mmdb")).unwrap();
+        let text = format!(
+            "name = \"geo\"\nkind = \"geo\"\ncity = \"city.mmdb\"\nasn = \"asn.mmdb\"\n{extra}\nip_attributes = [\"src_endpoint.ip\", \"dst_endpoint.ip\", \"device.ip\"]\n"
+        );
+        (dir, toml::from_str(&text).unwrap())
+    }
+
+    fn found(e: &mut GeoEnricher, ip: &str) -> Value {
+        match e.lookup(ip.parse().unwrap()) {
+            GeoLookup::Found(v) => v,
+            other => panic!("{ip}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn public_ipv4_and_ipv6_hits() {
+        let (dir, def) = fixture("");
+        let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
+        assert_eq!(
+            e.source(),
+            format!(
+                "Test-City@{}+Test-ASN@{}",
+                mmdb::BUILD_EPOCH,
+                mmdb::BUILD_EPOCH
+            )
+        );
+        assert_eq!(
+            found(&mut e, "81.2.69.142"),
+            json!({"location": {"city": "London", "continent": "Europe", "continent_code": "EU", "country": "GB",
+                                "country_name": "United Kingdom", "region": "GB-ENG", "region_name": "England",
+                                "lat": 51.5142, "long": -0.0931, "accuracy_radius_km": 10}})
+        );
+        assert_eq!(
+            found(&mut e, "89.160.20.112"),
+            json!({"location": {"city": "Linköping", "continent": "Europe", "continent_code": "EU", "country": "SE",
+                                "country_name": "Sweden", "region": "SE-E", "region_name": "Östergötland County",
+                                "lat": 58.4167, "long": 15.6167, "accuracy_radius_km": 76},
+                   "autonomous_system": {"number": 29518, "name": "Bredband2 AB"}})
+        );
+        // Country-level IPv6 record, no city.
+        assert_eq!(
+            found(&mut e, "2001:218::1"),
+            json!({"location": {"continent": "Asia", "continent_code": "AS", "country": "JP", "country_name": "Japan",
+                                "lat": 35.68536, "long": 139.75309, "accuracy_radius_km": 100}})
+        );
+        // ASN only.
+        assert_eq!(
+            found(&mut e, "1.128.0.1"),
+            json!({"autonomous_system": {"number": 1221, "name": "Telstra Pty Ltd"}})
+        );
+        // IPv4-mapped spelling finds the IPv4 record.
+        assert_eq!(
+            found(&mut e, "::ffff:81.2.69.142")["location"]["city"],
+            "London"
+        );
+        assert_eq!(e.lookup_errors(), 0);
+    }
+
+    #[test]
+    fn public_ip_without_record_is_a_miss() {
+        let (dir, def) = fixture("");
+        let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
+        assert_eq!(e.lookup("8.8.8.8".parse().unwrap()), GeoLookup::NotFound);
+        assert_eq!(
+            e.lookup("2a00:1450::1".parse().unwrap()),
+            GeoLookup::NotFound
+        );
+        let mut out = EnrichOutput::default();
+        e.enrich(&json!({"src_endpoint": {"ip": "8.8.8.8"}}), &mut out);
+        assert_eq!(
+            out.misses,
+            vec![Miss {
+                attribute: "src_endpoint.ip".into(),
+                value: "8.8.8.8".into(),
+                enricher: "geo".into(),
+                code: "geo_unknown"
+            }]
+        );
+        assert!(out.enrichment.is_empty());
+    }
+
+    #[test]
+    fn reserved_addresses_are_labelled_not_looked_up() {
+        let (dir, def) = fixture("");
+        let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
+        for (ip, label) in [
+            ("10.20.14.77", "private"),
+            ("192.168.1.1", "private"),
+            ("127.0.0.1", "loopback"),
+            ("fe80::1", "link_local"),
+            ("100.64.0.1", "cgnat"),
+            ("::ffff:10.0.0.1", "private"),
+            ("198.51.100.23", "documentation"),
+            ("fd00::5", "unique_local"),
+        ] {
+            assert_eq!(
+                e.lookup(ip.parse().unwrap()),
+                GeoLookup::Reserved(label),
+                "{ip}"
+            );
+        }
+        assert_eq!(
+            e.cache_stats(),
+            (0, 0),
+            "reserved addresses never reach the cache"
+        );
+
+        let mut out = EnrichOutput::default();
+        e.enrich(&json!({"src_endpoint": {"ip": "10.20.14.77"}, "dst_endpoint": {"ip": "::ffff:10.0.0.1"}}), &mut out);
+        assert_eq!(out.enrichment.len(), 2);
+        assert_eq!(out.enrichment[0].source, RESERVED_SOURCE);
+        assert_eq!(
+            out.enrichment[0].data,
+            json!({"internal": true, "range": "private"})
+        );
+        assert_eq!(out.enrichment[1].attribute, "dst_endpoint.ip");
+        assert_eq!(out.enrichment[1].value, "::ffff:10.0.0.1");
+        assert!(out.misses.is_empty());
+    }
+
+    #[test]
+    fn cache_counts_hits_and_misses_for_found_and_unknown() {
+        let (dir, def) = fixture("cache_size = 2");
+        let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        e.lookup(ip("81.2.69.142"));
+        e.lookup(ip("81.2.69.142"));
+        e.lookup(ip("8.8.8.8"));
+        e.lookup(ip("8.8.8.8"));
+        assert_eq!(e.cache_stats(), (2, 2));
+        // Capacity 2: a third address evicts the least recently used (81.2.69.142).
+        e.lookup(ip("89.160.20.112"));
+        e.lookup(ip("81.2.69.142"));
+        assert_eq!(e.cache_stats(), (2, 4));
+        e.lookup(ip("::ffff:81.2.69.142"));
+        assert_eq!(
+            e.cache_stats(),
+            (3, 4),
+            "mapped spelling shares the IPv4 cache entry"
+        );
+
+        let (dir, def) = fixture("cache_size = 0");
+        let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
+        e.lookup(ip("81.2.69.142"));
+        e.lookup(ip("81.2.69.142"));
+        assert_eq!(e.cache_stats(), (0, 2));
+    }
+
+    #[test]
+    fn enrich_orders_by_attributes_and_looks_up_once() {
+        let (dir, def) = fixture("");
+        let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
+        let alert = json!({"device": {"ip": "81.2.69.142"}, "dst_endpoint": {"ip": "10.1.1.1"},
+                           "src_endpoint": {"ip": "81.2.69.142"}, "unmapped": {"ip": "1.1.1.1"}});
+        let mut out = EnrichOutput::default();
+        e.enrich(&alert, &mut out);
+        let got: Vec<(&str, &str)> = out
+            .enrichment
+            .iter()
+            .map(|x| (x.attribute.as_str(), x.source.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("src_endpoint.ip", e.source()),
+                ("dst_endpoint.ip", RESERVED_SOURCE)
+            ]
+        );
+        assert_eq!(e.cache_stats(), (0, 1));
+        let mut again = EnrichOutput::default();
+        e.enrich(&alert, &mut again);
+        assert_eq!(out, again);
+        assert_eq!(e.cache_stats(), (1, 1));
+    }
+
+    #[test]
+    fn anonymous_ip_flags() {
+        let (dir, def) = fixture("anonymous_ip = \"anon.mmdb\"");
+        let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
+        let v = found(&mut e, "81.2.69.142");
+        assert_eq!(
+            v["anonymous"],
+            json!({"is_anonymous": true, "is_anonymous_vpn": true, "is_hosting_provider": true, "is_public_proxy": true,
+                   "is_residential_proxy": true, "is_tor_exit_node": true})
+        );
+        assert_eq!(v["location"]["city"], "London");
+        // Known to City but not to Anonymous-IP: every flag false.
+        assert_eq!(
+            found(&mut e, "89.160.20.112")["anonymous"]["is_anonymous"],
+            false
+        );
+        // Only in Anonymous-IP: still an answer.
+        assert_eq!(
+            found(&mut e, "1.124.213.1"),
+            json!({"anonymous": {"is_anonymous": true, "is_anonymous_vpn": true, "is_hosting_provider": false,
+                                 "is_public_proxy": false, "is_residential_proxy": false, "is_tor_exit_node": true}})
+        );
+    }
+
+    #[test]
+    fn data_version_is_the_sha256_of_the_files() {
+        let (dir, def) = fixture("");
+        let e = GeoEnricher::open(&def, dir.path()).unwrap();
+        let mut h = Sha256::new();
+        h.update(std::fs::read(dir.path().join("city.mmdb")).unwrap());
+        h.update(std::fs::read(dir.path().join("asn.mmdb")).unwrap());
+        assert_eq!(
+            e.data_version(),
+            format!("sha256:{}", hex::encode(h.finalize()))
+        );
+        assert_eq!(e.kind(), "geo");
+    }
+
+    #[test]
+    fn not_a_database_is_a_load_error() {
+        let dir = definition_dir();
+        write(dir.path(), "city.mmdb", "not an mmdb");
+        let def: GeoDefinition =
+            toml::from_str("name = \"geo\"\nkind = \"geo\"\ncity = \"city.mmdb\"\n").unwrap();
+        let err = GeoEnricher::open(&def, dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("city.mmdb: not a readable MaxMind DB"),
+            "{err}"
+        );
+    }
+}

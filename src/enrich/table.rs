@@ -1,0 +1,352 @@
+//! Reads the reference-data tables behind the asset and user enrichers: a CSV file with a
+//! header row, or a JSON array of flat objects. Every row remembers the line it starts on, so
+//! a bad row can be reported as `file:line`.
+//!
+//! Column names are matched case-insensitively and trimmed; values are trimmed. In JSON,
+//! numbers and booleans are rendered as text and an array of scalars becomes a `;`-separated
+//! list, the same as a CSV cell. Columns a table does not know are ignored (inventory exports
+//! carry many), and rows whose cells are all empty are skipped. CSV lines starting with `#`
+//! are comments.
+
+use anyhow::{anyhow, bail, Context};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How a table file is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// A JSON array of objects, one per row.
+    Json,
+}
+
+impl TableFormat {
+    /// The format a file name implies: `.json` is JSON, anything else CSV.
+    pub fn for_path(path: &Path) -> TableFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("json") => TableFormat::Json,
+            _ => TableFormat::Csv,
+        }
+    }
+}
+
+/// One row: its cells by lowercased column name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// 1-based line the row starts on.
+    pub line: usize,
+    cells: BTreeMap<String, String>,
+}
+
+impl Row {
+    /// The trimmed cell, `""` when the column is absent.
+    pub fn get(&self, column: &str) -> &str {
+        self.cells.get(column).map(String::as_str).unwrap_or("")
+    }
+
+    /// A `;`-separated cell as its non-empty, trimmed items.
+    pub fn list(&self, column: &str) -> Vec<String> {
+        split_list(self.get(column))
+    }
+}
+
+/// A table read from disk, with the digest of its bytes for provenance.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub rows: Vec<Row>,
+    /// `sha256:<hex>` of the file as read.
+    pub version: String,
+}
+
+/// Split a `;`-separated list into trimmed, non-empty items.
+pub fn split_list(cell: &str) -> Vec<String> {
+    cell.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_version(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Read a table file in the given format (or the one its extension implies).
+pub fn read_table(path: &Path, format: Option<TableFormat>) -> anyhow::Result<Table> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let rows = match format.unwrap_or_else(|| TableFormat::for_path(path)) {
+        TableFormat::Csv => csv_rows(&bytes),
+        TableFormat::Json => json_rows(&bytes),
+    }
+    .map_err(|e| anyhow!("{}{e}", path.display()))?;
+    Ok(Table {
+        rows,
+        version: sha256_version(&bytes),
+    })
+}
+
+/// CSV rows; errors are returned as `:line: message` (or `: message` without a position).
+fn csv_rows(bytes: &[u8]) -> Result<Vec<Row>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(bytes);
+    let csv_err = |e: csv::Error| match e.position() {
+        Some(p) => format!(":{}: {e}", p.line()),
+        None => format!(": {e}"),
+    };
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .collect();
+    if headers.iter().all(String::is_empty) {
+        return Err(": no header row".into());
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(csv_err)?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let cells: BTreeMap<String, String> = headers
+            .iter()
+            .zip(record.iter())
+            .filter(|(h, v)| !h.is_empty() && !v.is_empty())
+            .map(|(h, v)| (h.clone(), v.to_string()))
+            .collect();
+        if !cells.is_empty() {
+            rows.push(Row { line, cells });
+        }
+    }
+    Ok(rows)
+}
+
+/// JSON rows: a top-level array of objects. Each element is parsed on its own so that its
+/// starting line is known.
+fn json_rows(bytes: &[u8]) -> Result<Vec<Row>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!(": not UTF-8: {e}"))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut cursor = Cursor {
+        text,
+        pos: 0,
+        line: 1,
+    };
+    cursor.skip_ws();
+    if !cursor.eat(b'[') {
+        return Err(format!(
+            ":{}: expected a JSON array of objects",
+            cursor.line
+        ));
+    }
+    let mut rows = Vec::new();
+    cursor.skip_ws();
+    if !cursor.eat(b']') {
+        loop {
+            let line = cursor.line;
+            let mut stream =
+                serde_json::Deserializer::from_str(&text[cursor.pos..]).into_iter::<Value>();
+            let value = match stream.next() {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return Err(format!(":{}: {e}", line + e.line().saturating_sub(1))),
+                None => return Err(format!(":{line}: unexpected end of input")),
+            };
+            cursor.advance(stream.byte_offset());
+            rows.extend(json_row(line, value)?);
+            cursor.skip_ws();
+            if cursor.eat(b',') {
+                cursor.skip_ws();
+                continue;
+            }
+            if cursor.eat(b']') {
+                break;
+            }
+            return Err(format!(":{}: expected ',' or ']'", cursor.line));
+        }
+    }
+    cursor.skip_ws();
+    if cursor.pos < text.len() {
+        return Err(format!(
+            ":{}: trailing characters after the array",
+            cursor.line
+        ));
+    }
+    Ok(rows)
+}
+
+fn json_row(line: usize, value: Value) -> Result<Option<Row>, String> {
+    let Value::Object(map) = value else {
+        return Err(format!(
+            ":{line}: expected an object, found {}",
+            kind_of(&value)
+        ));
+    };
+    let mut cells = BTreeMap::new();
+    for (key, v) in map {
+        let key = key.trim().to_ascii_lowercase();
+        let cell = match v {
+            Value::Array(items) => {
+                let mut parts = Vec::with_capacity(items.len());
+                for item in items {
+                    parts.push(scalar(&item).ok_or_else(|| {
+                        format!(
+                            ":{line}: column {key:?} holds a list with {} in it",
+                            kind_of(&item)
+                        )
+                    })?);
+                }
+                parts.join(";")
+            }
+            other => scalar(&other)
+                .ok_or_else(|| format!(":{line}: column {key:?} holds {}", kind_of(&other)))?,
+        };
+        let cell = cell.trim();
+        if !key.is_empty() && !cell.is_empty() {
+            cells.insert(key, cell.to_string());
+        }
+    }
+    Ok((!cells.is_empty()).then_some(Row { line, cells }))
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => Some(String::new()),
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A position in JSON text that keeps its line number up to date.
+struct Cursor<'t> {
+    text: &'t str,
+    pos: usize,
+    line: usize,
+}
+
+impl Cursor<'_> {
+    fn advance(&mut self, n: usize) {
+        let end = (self.pos + n).min(self.text.len());
+        self.line += memchr::memchr_iter(b'\n', &self.text.as_bytes()[self.pos..end]).count();
+        self.pos = end;
+    }
+
+    fn skip_ws(&mut self) {
+        let rest = &self.text.as_bytes()[self.pos..];
+        let n = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        self.advance(n);
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.text.as_bytes().get(self.pos) == Some(&b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Errors for a bad row, as `file:line: message`.
+pub fn row_error(path: &Path, row: &Row, msg: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{}:{}: {msg}", path.display(), row.line)
+}
+
+/// Fail unless the table has at least one row with each required column.
+pub fn require_columns(path: &Path, table: &Table, required: &[&str]) -> anyhow::Result<()> {
+    for row in &table.rows {
+        for col in required {
+            if row.get(col).is_empty() {
+                return Err(row_error(path, row, format!("missing {col}")));
+            }
+        }
+    }
+    if table.rows.is_empty() {
+        bail!("{}: no rows", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_keep_their_lines_and_skip_comments() {
+        let text =
+            b"# exported 2026-01-01\nAsset_ID , hostname,extra\na1, web01 ,x\n\n,,\na2,db01,\n";
+        let rows = csv_rows(text).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (
+                rows[0].line,
+                rows[0].get("asset_id"),
+                rows[0].get("hostname")
+            ),
+            (3, "a1", "web01")
+        );
+        assert_eq!(
+            (rows[1].line, rows[1].get("asset_id"), rows[1].get("extra")),
+            (6, "a2", "")
+        );
+    }
+
+    #[test]
+    fn csv_errors_name_the_line() {
+        let err = csv_rows(b"a,b\n1,2\n1,2,3\n").unwrap_err();
+        assert!(err.starts_with(":3:"), "{err}");
+    }
+
+    #[test]
+    fn json_rows_keep_their_lines() {
+        let text = "[\n  {\"asset_id\": \"a1\", \"ip\": [\"10.0.0.1\", \"10.0.0.2\"], \"n\": 5, \"ok\": true},\n\n  {\"asset_id\": \"a2\",\n   \"tags\": null}\n]\n";
+        let rows = json_rows(text.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].line, 2);
+        assert_eq!(rows[0].list("ip"), vec!["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(rows[0].get("n"), "5");
+        assert_eq!(rows[0].get("ok"), "true");
+        assert_eq!(
+            (rows[1].line, rows[1].get("asset_id"), rows[1].get("tags")),
+            (4, "a2", "")
+        );
+        assert_eq!(json_rows(b" [ ] ").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn json_errors_name_the_line() {
+        let err = json_rows(b"[\n {\"a\": 1},\n {\"a\": {\"b\": 2}}\n]").unwrap_err();
+        assert!(err.starts_with(":3: column \"a\" holds an object"), "{err}");
+        let err = json_rows(b"[\n {\"a\": 1},\n 5\n]").unwrap_err();
+        assert!(err.starts_with(":3: expected an object"), "{err}");
+        let err = json_rows(b"[\n {\"a\": 1}\n {\"a\": 2}\n]").unwrap_err();
+        assert!(err.starts_with(":3: expected ','"), "{err}");
+        let err = json_rows(b"[\n {\"a\": 1},\n {\"a\": tru}\n]").unwrap_err();
+        assert!(err.starts_with(":3:"), "{err}");
+        let err = json_rows(b"{\"a\": 1}").unwrap_err();
+        assert!(err.contains("expected a JSON array"), "{err}");
+    }
+
+    #[test]
+    fn lists_split_on_semicolons() {
+        assert_eq!(split_list(" a ; ;b;"), vec!["a", "b"]);
+        assert!(split_list("").is_empty());
+    }
+}
