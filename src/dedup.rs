@@ -45,13 +45,13 @@ impl Default for DedupConfig {
 pub fn default_fields(class_uid: u32) -> &'static [&'static str] {
     match class_uid {
         2004 => &["finding_info.uid", "finding_info.title", "src_endpoint.ip", "dst_endpoint.ip", "device.hostname", "device.uid"],
-        3002 => &["activity_id", "status_id", "user.name", "user.uid", "user.domain", "logon_type_id", "src_endpoint.ip", "dst_endpoint.hostname", "device.hostname"],
+        3002 => &["metadata.event_code", "activity_id", "status_id", "user.name", "user.uid", "user.domain", "logon_type_id", "src_endpoint.ip", "dst_endpoint.hostname", "device.hostname"],
         4001 => &["activity_id", "device.hostname", "src_endpoint.ip", "dst_endpoint.ip", "dst_endpoint.port", "connection_info.protocol_name"],
         4002 => &["src_endpoint.ip", "dst_endpoint.ip", "http_request.http_method", "http_request.url.hostname", "http_request.url.path", "http_response.code"],
         4003 => &["device.hostname", "src_endpoint.ip", "src_endpoint.hostname", "query.hostname", "query.type", "rcode_id"],
         1007 => &["activity_id", "device.hostname", "process.cmd_line", "process.file.path", "actor.process.file.path"],
         1001 => &["activity_id", "device.hostname", "file.path", "actor.process.file.path"],
-        6003 => &["api.operation", "api.service.name", "actor.user.uid", "actor.user.name", "src_endpoint.ip", "status_id"],
+        6003 => &["api.operation", "api.service.name", "resources.0.uid", "resources.0.name", "actor.user.uid", "actor.user.name", "src_endpoint.ip", "status_id"],
         _ => &[],
     }
 }

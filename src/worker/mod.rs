@@ -192,6 +192,11 @@ pub async fn run_with(
                 Ok(m) => {
                     let topic: Arc<str> = Arc::from(m.topic());
                     let (partition, offset) = (m.partition(), m.offset());
+                    if !shared.offsets.lock().expect("offsets lock").owns(&topic, partition) {
+                        // Fetched before a revoke: the partition's new owner processes it.
+                        tracing::debug!(%topic, partition, offset, "skipping a message of a partition no longer owned");
+                        continue;
+                    }
                     let broker_ms = m.timestamp().to_millis();
                     metrics.input_messages.with_label_values(&[m.topic()]).inc();
                     stats.messages += 1;

@@ -100,8 +100,10 @@ impl Offsets {
         self.parts.contains_key(&(topic.to_string(), partition))
     }
 
-    /// Tracker for a partition this member owns; a message of a partition it does not own
-    /// (one consumed just before a revoke) is tracked too, and dropped at the next revoke.
+    /// Tracker for a partition. The worker only asks for partitions it owns (see [`owns`]):
+    /// tracking a partition it does not own would let it commit offsets for another member.
+    ///
+    /// [`owns`]: Offsets::owns
     pub fn get(&mut self, topic: &str, partition: i32) -> &mut PartitionTracker {
         self.parts.entry((topic.to_string(), partition)).or_default()
     }

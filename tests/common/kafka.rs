@@ -111,6 +111,24 @@ pub fn coverage(brokers: &str, out_topic: &str, dlq_topic: &str, partitions: i32
     cov
 }
 
+/// Outputs written more than once (at-least-once re-sends): all outputs minus distinct ones.
+/// A bundle is identified by its `bundle_id` (a hash of its input coordinates, envelope index
+/// and fingerprint), a dead letter by its input coordinates.
+pub fn resent(brokers: &str, out_topic: &str, dlq_topic: &str, partitions: i32) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for m in read_all(brokers, out_topic, partitions) {
+        let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        seen.insert(v["bundle_id"].as_str().unwrap().to_string());
+        total += 1;
+    }
+    for m in read_all(brokers, dlq_topic, partitions) {
+        seen.insert(format!("{:?}", input_of(&m)));
+        total += 1;
+    }
+    total - seen.len()
+}
+
 /// The (partition → end offset) of a topic.
 pub fn end_offsets(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
     let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
