@@ -269,6 +269,9 @@ impl Mapping {
             let s = json_text(&value)?;
             let caps = re.captures(&s)?;
             let m = caps.get(1).or_else(|| caps.get(0))?;
+            if m.as_str().is_empty() {
+                return None;
+            }
             value = Json::String(m.as_str().to_string());
         }
         value = match convert(rule.conv, value) {
