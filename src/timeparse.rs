@@ -31,13 +31,14 @@ const OFFSET_FORMATS: [&str; 4] = [
     "%Y-%m-%d %H:%M:%S%.f%z",
     "%Y-%m-%d %H:%M:%S%.f %z",
 ];
-const NAIVE_FORMATS: [&str; 6] = [
+const NAIVE_FORMATS: [&str; 7] = [
     "%Y-%m-%dT%H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S%.f",
     "%b %d %Y %H:%M:%S%.f",
     "%b %e %Y %H:%M:%S",
     "%Y/%m/%d %H:%M:%S",
     "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %I:%M:%S %p",
 ];
 
 /// Parse a timestamp string to epoch milliseconds.
@@ -106,6 +107,7 @@ mod tests {
         assert_eq!(parse_str_ms("1644331229.080"), Some(want));
         assert_eq!(parse_str_ms("1644331229080"), Some(want));
         assert_eq!(parse_str_ms("Feb 08 2022 14:40:29"), Some(want - 80));
+        assert_eq!(parse_str_ms("2/8/2022 2:40:29 PM"), Some(want - 80));
         assert_eq!(parse_str_ms("not a time"), None);
         assert_eq!(parse_str_ms(""), None);
     }

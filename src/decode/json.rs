@@ -54,16 +54,19 @@ pub fn parse<'a>(buf: &'a mut [u8], limits: &Limits) -> Result<Value<'a>, Decode
 }
 
 /// Split an envelope into its records: a top-level array, CloudTrail's `{"Records": [...]}`,
-/// or Microsoft Graph's `{"value": [...], "@odata.context": ...}`. Anything else is one record.
+/// Azure Event Hub's `{"records": [...]}`, or Microsoft Graph's `{"value": [...],
+/// "@odata.context": ...}`. Anything else is one record.
 pub fn unwrap_envelope(v: Value<'_>) -> Result<(Vec<Value<'_>>, bool), DecodeError> {
     let items = match v {
         Value::Array(items) => *items,
         Value::Object(mut obj) => {
-            let is_cloudtrail = obj.len() == 1 && obj.get("Records").is_some_and(|r| r.is_array());
+            // CloudTrail's S3 delivery `{"Records": [...]}` and Azure Monitor / Event Hub
+            // batches `{"records": [...]}`.
+            let batch_key = ["Records", "records"].into_iter().find(|k| obj.len() == 1 && obj.get(*k).is_some_and(|r| r.is_array()));
             let is_graph = obj.get("value").is_some_and(|r| r.is_array())
                 && obj.keys().all(|k| k == "value" || k.starts_with("@odata"));
-            let key = if is_cloudtrail {
-                "Records"
+            let key = if let Some(k) = batch_key {
+                k
             } else if is_graph {
                 "value"
             } else {
@@ -108,6 +111,7 @@ mod tests {
     fn envelopes_and_errors() {
         assert_eq!(parse_str(r#"{"a":1}"#), Ok(1));
         assert_eq!(parse_str(r#"{"Records":[{"a":1},{"a":2}]}"#), Ok(2));
+        assert_eq!(parse_str(r#"{"records":[{"a":1},{"a":2},{"a":3}]}"#), Ok(3));
         assert_eq!(parse_str(r#"{"@odata.context":"x","value":[{"a":1},{"b":2},{"c":3}]}"#), Ok(3));
         assert_eq!(parse_str(r#"[{"a":1},{"a":2}]"#), Ok(2));
         assert_eq!(parse_str(r#"{"Records":[{"a":1}],"other":1}"#), Ok(1), "not an envelope");
