@@ -33,6 +33,7 @@ fn fixtures_match_golden_files() {
     let schema = SchemaCheck::new();
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
+    let mut sources_seen = std::collections::BTreeSet::new();
     let files = fixture_files();
     assert!(!files.is_empty(), "no fixtures");
     for (source, path) in files {
@@ -43,8 +44,9 @@ fn fixtures_match_golden_files() {
         assert!(!outcomes.is_empty(), "{} produced nothing", rel(&path));
         let mut text = String::new();
         for o in &outcomes {
-            if let Outcome::Bundle { json, .. } = o {
+            if let Outcome::Bundle { json, report, .. } = o {
                 schema.check(&serde_json::from_str(json).unwrap());
+                sources_seen.insert(report.source.clone());
             }
             text.push_str(&serde_json::to_string(&golden_line(o)).unwrap());
             text.push('\n');
@@ -75,4 +77,7 @@ fn fixtures_match_golden_files() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    for m in alertctx::normalize::Normalizer::embedded(vec![]).unwrap().mappings() {
+        assert!(sources_seen.contains(&m.id), "mapping `{}` has no fixture that produces a bundle", m.id);
+    }
 }

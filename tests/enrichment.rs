@@ -1,0 +1,110 @@
+//! Enrichment end to end: the example CMDB and directory plus geo/ASN databases built by the
+//! test (a real MaxMind reader on real MMDB files), through the whole pipeline, into bundles.
+
+mod common;
+#[path = "common/mmdb.rs"]
+mod mmdb;
+
+use alertctx::config::Config;
+use alertctx::pipeline::{Outcome, Pipeline};
+use common::*;
+use serde_json::Value;
+
+fn pipeline_with_geo(dir: &std::path::Path) -> Pipeline {
+    let defs = dir.join("enrichers");
+    std::fs::create_dir_all(defs.join("data")).unwrap();
+    mmdb::write_test_city_db(&defs.join("data/city.mmdb")).unwrap();
+    mmdb::write_test_asn_db(&defs.join("data/asn.mmdb")).unwrap();
+    for f in ["assets.toml", "users.toml", "data/assets.csv", "data/users.csv"] {
+        std::fs::copy(repo().join("enrichers").join(f), defs.join(f)).unwrap();
+    }
+    std::fs::write(
+        defs.join("geo.toml"),
+        "name = \"geo\"\nkind = \"geo\"\ncity = \"data/city.mmdb\"\nasn = \"data/asn.mmdb\"\nip_attributes = [\"src_endpoint.ip\", \"dst_endpoint.ip\"]\ncache_size = 1000\n",
+    )
+    .unwrap();
+    let mut cfg = Config::default();
+    cfg.pipeline.enrichers = Some(defs);
+    cfg.quality.reference_time = "none".into();
+    Pipeline::from_config(&cfg).unwrap()
+}
+
+fn bundles(outcomes: Vec<Outcome>) -> Vec<Value> {
+    outcomes
+        .into_iter()
+        .filter_map(|o| match o {
+            Outcome::Bundle { json, .. } => Some(serde_json::from_str(&json).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn assets_users_geo_and_tags_reach_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = pipeline_with_geo(dir.path());
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    let input = br#"{"timestamp":"2026-03-14T09:12:03Z","flow_id":1,"event_type":"alert","src_ip":"81.2.69.142","src_port":51544,"dest_ip":"10.30.5.10","dest_port":5432,"proto":"TCP","alert":{"signature_id":1,"signature":"ET EXPLOIT attempt","category":"Attempted Administrator Privilege Gain","severity":1}}
+{"timestamp":"2026-03-14T09:13:03Z","flow_id":2,"event_type":"alert","src_ip":"8.8.8.8","src_port":53,"dest_ip":"192.168.1.5","dest_port":5353,"proto":"UDP","alert":{"signature_id":2,"signature":"ET INFO odd DNS","category":"Misc activity","severity":3}}
+{"EventID":4624,"Channel":"Security","SourceName":"Microsoft-Windows-Security-Auditing","Hostname":"dc01.corp.example.com","EventTime":"2026-03-14 02:00:00","TargetUserName":"adm-asmith","TargetDomainName":"CORP","LogonType":10,"IpAddress":"10.20.3.42","IpPort":"50123","TargetLogonId":"0x1a2b"}
+"#;
+    let out = bundles(run(&mut p, "mixed.ndjson", input));
+    assert_eq!(out.len(), 3);
+    let schema = SchemaCheck::new();
+    out.iter().for_each(|b| schema.check(b));
+
+    // 1. Geo and ASN on the public source; the payment database by exact IP; tags from both.
+    let b = &out[0];
+    let geo = b["enrichment"].as_array().unwrap().iter().find(|e| e["attribute"] == "src_endpoint.ip").unwrap();
+    assert_eq!(geo["enricher"], "geo");
+    assert_eq!(geo["data"]["location"]["city"], "London");
+    assert_eq!(geo["data"]["location"]["country"], "GB");
+    assert!(geo["source"].as_str().unwrap().contains("Test-City"), "{}", geo["source"]);
+    let asset = b["entities"].as_array().unwrap().iter().find(|e| e["kind"] == "asset").unwrap();
+    assert_eq!(asset["attribute"], "dst_endpoint.ip");
+    assert_eq!(asset["matched_by"], "ip");
+    assert_eq!(asset["context"]["id"], "AST-0012");
+    let tags: Vec<&str> = b["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(tags.contains(&"asset:crown_jewel") && tags.contains(&"asset:production"), "{tags:?}");
+    let refs: Vec<&str> = b["provenance"]["reference_data"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for name in ["cmdb", "directory", "geo"] {
+        assert!(refs.contains(&name), "{refs:?}");
+    }
+    for r in b["provenance"]["reference_data"].as_array().unwrap() {
+        assert!(r["version"].as_str().unwrap().starts_with("sha256:"), "{r}");
+    }
+
+    // 2. A public IP the database does not know is a gap; a private one is labelled internal.
+    let b = &out[1];
+    let gaps: Vec<(&str, &str)> = b["quality"]["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["code"].as_str().unwrap(), g["field"].as_str().unwrap_or("")))
+        .collect();
+    assert!(gaps.contains(&("geo_unknown", "src_endpoint.ip")), "{gaps:?}");
+    let internal = b["enrichment"].as_array().unwrap().iter().find(|e| e["attribute"] == "dst_endpoint.ip").unwrap();
+    assert_eq!(internal["data"]["internal"], true);
+    assert_eq!(internal["data"]["range"], "private");
+
+    // 3. A privileged admin logging on remotely at 02:00 UTC from a known workstation.
+    let b = &out[2];
+    let user = b["entities"].as_array().unwrap().iter().find(|e| e["kind"] == "user").unwrap();
+    assert_eq!(user["context"]["id"], "u1106");
+    assert_eq!(user["context"]["privileged"], true);
+    let tags: Vec<&str> = b["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(tags.contains(&"user:privileged"), "{tags:?}");
+    assert!(tags.contains(&"time:off_hours_logon"), "{tags:?}");
+    let ws = b["entities"].as_array().unwrap().iter().find(|e| e["kind"] == "asset" && e["value"] == "10.20.3.42").unwrap();
+    assert_eq!(ws["context"]["id"], "AST-0020");
+}
+
+#[test]
+fn missing_optional_geo_database_is_a_warning_not_an_error() {
+    let mut cfg = Config::default();
+    cfg.pipeline.enrichers = Some(repo().join("enrichers"));
+    let p = Pipeline::from_config(&cfg).unwrap();
+    assert!(p.warnings.iter().any(|w| w.contains("geo")), "{:?}", p.warnings);
+    assert!(p.reference_data().iter().any(|r| r.name == "cmdb"));
+    assert!(!p.reference_data().iter().any(|r| r.name == "geo"));
+}
