@@ -149,7 +149,10 @@ pub struct Deduper {
     enabled: bool,
     window_ms: i64,
     fields: BTreeMap<u32, Vec<String>>,
+    /// Grows with use up to `capacity` (an `LruCache::new(capacity)` would allocate the whole
+    /// table up front: tens of MB for the default million keys).
     seen: LruCache<[u8; 16], Entry>,
+    capacity: usize,
     watermark: i64,
 }
 
@@ -157,13 +160,13 @@ impl Deduper {
     pub fn new(cfg: &DedupConfig) -> anyhow::Result<Deduper> {
         let window_ms = crate::timeparse::parse_duration_ms(&cfg.window)
             .ok_or_else(|| anyhow::anyhow!("dedup.window: `{}` is not a duration like 10m", cfg.window))?;
-        let capacity = NonZeroUsize::new(cfg.capacity).ok_or_else(|| anyhow::anyhow!("dedup.capacity must be at least 1"))?;
+        let capacity = NonZeroUsize::new(cfg.capacity).ok_or_else(|| anyhow::anyhow!("dedup.capacity must be at least 1"))?.get();
         let mut fields = BTreeMap::new();
         for (class, list) in &cfg.fields {
             let uid: u32 = class.parse().map_err(|_| anyhow::anyhow!("dedup.fields: `{class}` is not a class uid"))?;
             fields.insert(uid, list.clone());
         }
-        Ok(Deduper { enabled: cfg.enabled, window_ms, fields, seen: LruCache::new(capacity), watermark: 0 })
+        Ok(Deduper { enabled: cfg.enabled, window_ms, fields, seen: LruCache::unbounded(), capacity, watermark: 0 })
     }
 
     /// Remembered fingerprints.
@@ -199,6 +202,9 @@ impl Deduper {
             Decision::Emit(e) => {
                 let folded = e.folded;
                 self.seen.put(fp, Entry { folded: 0, ..e });
+                while self.seen.len() > self.capacity {
+                    self.seen.pop_lru();
+                }
                 Verdict::First(DedupInfo {
                     fingerprint: hex,
                     count: e.count,
