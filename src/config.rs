@@ -137,6 +137,12 @@ impl Config {
     /// sets `key` in `[section]` (`ALERTCTX__KAFKA__BROKERS=kafka:9092`); the value is read as a
     /// TOML value when it is one (`20`, `true`, `["a", "b"]`) and as a string otherwise.
     pub fn parse(text: &str, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Config> {
+        // The file on its own first, so its errors carry line and column.
+        let plain: Config = toml::from_str(text)?;
+        let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("ALERTCTX__")).collect();
+        if env.is_empty() {
+            return Ok(plain);
+        }
         let mut doc: toml::Table = toml::from_str(text)?;
         for (key, value) in env {
             let Some(path) = key.strip_prefix("ALERTCTX__") else { continue };

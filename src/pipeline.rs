@@ -184,7 +184,7 @@ impl Pipeline {
             Err(e) => out.push(Outcome::DeadLetter(DeadLetter::from_error(record.origin.clone(), None, record.bytes.clone(), &e))),
             Ok(value) => {
                 let unwrapped = match record.kind {
-                    RecordKind::Json => json::unwrap_envelope(value),
+                    RecordKind::Json | RecordKind::ZeekBlock => json::unwrap_envelope(value),
                     _ => Ok((vec![value], false)),
                 };
                 match unwrapped {
@@ -205,7 +205,7 @@ impl Pipeline {
         let format: String = match &record.kind {
             RecordKind::Json => "json".into(),
             RecordKind::Xml => "winxml".into(),
-            RecordKind::ZeekTsv(_) => "zeek_tsv".into(),
+            RecordKind::ZeekTsv(_) | RecordKind::ZeekBlock => "zeek_tsv".into(),
             RecordKind::Text => value
                 .as_object_mut()
                 .and_then(|o| o.remove("_format"))

@@ -40,6 +40,8 @@ pub enum RecordKind {
     Xml,
     /// One Zeek TSV row, with the header in force for it.
     ZeekTsv(Arc<crate::decode::zeek_tsv::ZeekHeader>),
+    /// A Zeek TSV block (header lines, then rows) in one Kafka message: an envelope of rows.
+    ZeekBlock,
     /// One line of text: CEF, LEEF, PAN-OS CSV, possibly wrapped in a syslog header.
     Text,
 }

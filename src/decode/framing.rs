@@ -264,12 +264,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
 
-/// Frame one Kafka message: one record, whose kind is read from its first non-blank byte.
+/// Frame one Kafka message: one record, whose kind is read from its first non-blank byte. A
+/// message that starts with a Zeek `#separator` or `#fields` header is a block of TSV rows.
 pub fn frame_message(bytes: &[u8], origin: Origin) -> RawRecord {
     let head = trim_start(bytes);
     let kind = match head.first() {
         Some(b'{') | Some(b'[') => RecordKind::Json,
         Some(b'<') if is_xml_start(head) => RecordKind::Xml,
+        Some(b'#') if head.starts_with(b"#separator") || head.starts_with(b"#fields") => RecordKind::ZeekBlock,
         _ => RecordKind::Text,
     };
     let mut end = bytes.len();

@@ -142,6 +142,10 @@ pub fn decode_record<'a>(
             let text = utf8(buf)?;
             header.parse_row(text)
         }
+        RecordKind::ZeekBlock => {
+            let text = utf8(buf)?;
+            zeek_tsv::parse_block(text)
+        }
         RecordKind::Text => {
             let text = utf8(buf)?;
             text::parse_line(text)

@@ -434,3 +434,51 @@ mod tests {
         assert_eq!(unescape("\\xc3\\xa9"), "é");
     }
 }
+
+/// A whole Zeek TSV log (header directives, then rows) as one array of row objects: how a
+/// Kafka message carrying a chunk of a Zeek log is read. Any bad row fails the block.
+pub fn parse_block(text: &str) -> Result<Value<'_>, DecodeError> {
+    let mut header = ZeekHeader::default();
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with('#') {
+            if line.starts_with("#separator") {
+                header = ZeekHeader::default();
+            }
+            if header.apply_directive(line) {
+                continue;
+            }
+        }
+        if !header.is_ready() {
+            return Err(DecodeError::new(Reason::InvalidZeek, format!("line {}: a row before the #fields header", i + 1)));
+        }
+        let row = header.parse_row(line).map_err(|e| DecodeError::new(e.reason, format!("line {}: {}", i + 1, e.message)))?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(DecodeError::new(Reason::EmptyEnvelope, "the Zeek log holds no rows"));
+    }
+    Ok(Value::Array(Box::new(rows)))
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+    use simd_json::prelude::*;
+
+    #[test]
+    fn a_block_is_an_array_of_rows() {
+        let text = "#separator \\x09\n#fields\tts\tuid\n#types\ttime\tstring\n1.5\tC1\n2.5\tC2\n#close\t2026\n";
+        let v = parse_block(text).unwrap();
+        let rows = v.as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].get("uid").and_then(|u| u.as_str()), Some("C2"));
+        assert_eq!(parse_block("#separator \\x09\n#fields\ta\n").unwrap_err().reason, Reason::EmptyEnvelope);
+        assert_eq!(parse_block("1\t2\n").unwrap_err().reason, Reason::InvalidZeek);
+        assert_eq!(parse_block("#separator \\x09\n#fields\ta\tb\n1\n").unwrap_err().reason, Reason::InvalidZeek);
+    }
+}
