@@ -102,7 +102,12 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
         .set("queued.max.messages.kbytes", "16384")
         .set("fetch.max.bytes", "16777216")
         .set("statistics.interval.ms", "5000");
-    for (key, v) in &k.consumer {
+    passthrough(c, &k.consumer)
+}
+
+/// The operator's librdkafka properties, set last so they win.
+fn passthrough(mut c: ClientConfig, props: &std::collections::BTreeMap<String, String>) -> ClientConfig {
+    for (key, v) in props {
         c.set(key, v);
     }
     c
@@ -120,10 +125,7 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
         .set("queue.buffering.max.messages", "100000")
         .set("queue.buffering.max.kbytes", "262144")
         .set("message.timeout.ms", "300000");
-    for (key, v) in &k.producer {
-        c.set(key, v);
-    }
-    c
+    passthrough(c, &k.producer)
 }
 
 /// Run the worker until `shutdown` resolves or an output fails for good.
