@@ -23,6 +23,7 @@ pub mod decode;
 pub mod demo;
 pub mod dedup;
 pub mod enrich;
+pub mod generate;
 pub mod http;
 pub mod normalize;
 pub mod metrics;

@@ -9,6 +9,7 @@ fn main() {
         Command::Process(args) => cli::process(args).map(|_| ()),
         Command::Run(args) => cli::run(args),
         Command::Demo(args) => alertctx::demo::run(args),
+        Command::Generate(args) => cli::generate(args),
         Command::Validate(args) => {
             let problems = cli::validate_config(&args.config);
             for p in &problems {
