@@ -332,7 +332,6 @@ pub fn validate_config(path: &std::path::Path) -> Vec<String> {
                     crate::timeparse::parse_duration_ms(v).map(|_| ()).ok_or_else(|| anyhow::anyhow!("`{v}` is not a duration")),
                 );
             }
-            check("[kafka].batch_size", if k.batch_size == 0 { Err(anyhow::anyhow!("must be at least 1")) } else { Ok(()) });
             check("[kafka].max_in_flight", if k.max_in_flight == 0 { Err(anyhow::anyhow!("must be at least 1")) } else { Ok(()) });
             check("[kafka].consumer", crate::worker::consumer_config(k).create::<rdkafka::consumer::BaseConsumer>().map(|_| ()).map_err(Into::into));
             check("[kafka].producer", crate::worker::producer_config(k).create::<rdkafka::producer::BaseProducer>().map(|_| ()).map_err(Into::into));

@@ -41,9 +41,6 @@ pub struct KafkaConfig {
     /// Topic dead-letter records are written to: the original bytes as the value, reason and
     /// source coordinates in headers.
     pub dlq_topic: String,
-    /// Most messages taken from the consumer before offsets are looked at again.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
     /// Most consumed messages whose outputs are not all acknowledged; consumption pauses above it.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
@@ -62,9 +59,6 @@ pub struct KafkaConfig {
     pub producer: std::collections::BTreeMap<String, String>,
 }
 
-fn default_batch_size() -> usize {
-    500
-}
 fn default_max_in_flight() -> usize {
     20_000
 }

@@ -87,7 +87,6 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         topics: topics.clone(),
         output_topic: OUTPUT_TOPIC.into(),
         dlq_topic: DLQ_TOPIC.into(),
-        batch_size: 500,
         max_in_flight: 20_000,
         commit_interval: "200ms".into(),
         drain_timeout: "10s".into(),

@@ -40,7 +40,8 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
             let caught_up = tokio::task::spawn_blocking(move || committed(&b3, &g3, &r3, PARTITIONS) == end_offsets(&b3, &r3, PARTITIONS))
                 .await
                 .unwrap();
-            if consumed >= n && in_flight == 0.0 && caught_up {
+            let lag_seen = text.contains("alertctx_consumer_lag_messages{");
+            if consumed >= n && in_flight == 0.0 && caught_up && lag_seen {
                 assert_eq!(http_get(&l2, "/readyz").0, 200);
                 assert_eq!(http_get(&l2, "/healthz").0, 200);
                 *s2.lock().unwrap() = http_get(&l2, "/metrics").1;
@@ -78,6 +79,7 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
     assert!(metric_sum(&text, "alertctx_fields_checked_total", &["requirement=\"required\""]) > 0.0);
     assert!(metric_sum(&text, "alertctx_source_last_seen_timestamp_seconds", &["source=\"suricata\""]) > 1.7e9);
     assert!(metric_sum(&text, "alertctx_offset_commits_total", &["result=\"ok\""]) > 0.0);
+    assert!(text.contains(&format!("alertctx_consumer_lag_messages{{partition=\"0\",topic=\"{raw}\"}}")), "consumer lag per partition is exported");
 }
 
 fn write_config(dir: &std::path::Path, b: &str, group: &str, raw: &str, out: &str, dlq: &str) -> std::path::PathBuf {

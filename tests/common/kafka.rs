@@ -161,7 +161,6 @@ pub fn worker_config(brokers: &str, group: &str, raw: &str, out: &str, dlq: &str
         topics: vec![raw.to_string()],
         output_topic: out.to_string(),
         dlq_topic: dlq.to_string(),
-        batch_size: 200,
         max_in_flight: 5_000,
         commit_interval: "200ms".into(),
         drain_timeout: "10s".into(),
