@@ -28,6 +28,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Write a seeded corpus of realistic raw telemetry (every source; ~1 KB a record; ~20% repeats).
     Generate(GenerateArgs),
+    /// Send the example telemetry to a real cluster's raw topics (`<prefix><source>`).
+    Produce(crate::produce::ProduceArgs),
 }
 
 #[derive(Debug, clap::Args)]

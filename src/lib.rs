@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod ocsf;
 pub mod path;
 pub mod pipeline;
+pub mod produce;
 pub mod record;
 pub mod score;
 pub mod tag;

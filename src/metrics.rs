@@ -28,6 +28,8 @@ pub struct Metrics {
     pub commits: IntCounterVec,
     pub in_flight: IntGauge,
     pub dedup_keys: IntGauge,
+    pub ready: IntGauge,
+    pub assigned_partitions: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -82,6 +84,8 @@ impl Metrics {
             commits: counter(&r, "offset_commits_total", "Offset commits, by result.", &["result"]),
             in_flight: gauge(&r, "in_flight_messages", "Consumed messages whose outputs are not all acknowledged yet."),
             dedup_keys: gauge(&r, "dedup_keys", "Fingerprints the deduplication window remembers."),
+            ready: gauge(&r, "ready", "1 when /readyz answers 200: partitions assigned, not draining, nothing failed."),
+            assigned_partitions: gauge(&r, "assigned_partitions", "Partitions of the raw topics assigned to this member."),
             registry: r,
         }
     }
