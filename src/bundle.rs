@@ -7,6 +7,7 @@
 use crate::dedup::DedupInfo;
 use crate::enrich::{Enrichment, Entity};
 use crate::record::Origin;
+use crate::sanitize::Safety;
 use crate::score::Gap;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -31,6 +32,9 @@ pub struct Bundle<'a> {
     pub dedup: &'a DedupInfo,
     /// Layer 6: score and every data gap.
     pub quality: Quality<'a>,
+    /// Layer 7: which fields are untrusted free text, what was removed or cut from them, and
+    /// instruction-like or hidden content found in them.
+    pub safety: &'a Safety,
     /// Layer 8: where it came from and what made it.
     pub provenance: Provenance<'a>,
 }

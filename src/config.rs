@@ -3,6 +3,7 @@
 
 use crate::dedup::DedupConfig;
 use crate::normalize::Route;
+use crate::sanitize::SafetyConfig;
 use crate::score::QualityConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ pub struct Config {
     pub dedup: DedupConfig,
     #[serde(default)]
     pub quality: QualityConfig,
+    /// Neutralising untrusted text (the bundle's `safety` layer).
+    #[serde(default)]
+    pub safety: SafetyConfig,
     /// The Kafka worker (`alertctx run`); not needed by `alertctx process`.
     pub kafka: Option<KafkaConfig>,
     #[serde(default)]
@@ -171,6 +175,7 @@ mod tests {
     fn unknown_keys_are_errors() {
         assert!(toml::from_str::<Config>("[pipeline]\nmax_depht = 3").is_err());
         assert!(toml::from_str::<Config>("[dedup]\nwindow = '5m'\nsize = 3").is_err());
+        assert!(toml::from_str::<Config>("[safety]\nmax_char = 100").is_err());
         let c: Config = toml::from_str("[dedup]\nwindow = '5m'\n[[routes]]\ninput = 'raw.okta'\nsource = 'okta'").unwrap();
         assert_eq!(c.dedup.window, "5m");
         assert_eq!(c.routes[0].source, "okta");
@@ -198,5 +203,6 @@ mod tests {
     fn example_config_parses() {
         let c = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/alertctx.example.toml"))).unwrap();
         assert!(c.pipeline.enrichers.unwrap().ends_with("enrichers"));
+        assert_eq!(c.safety, SafetyConfig::default(), "the example shows the defaults");
     }
 }

@@ -6,11 +6,13 @@
 //!    Zeek TSV, Windows event XML) and parsing into a borrowed value tree.
 //! 2. [`normalize`] — source detection and the mapping engine that runs the declarative
 //!    `schemas/mappings/<source>.toml` files, producing an OCSF 1.8 event.
-//! 3. [`enrich`]    — asset (CMDB), user (directory) and geo (MaxMind) context.
-//! 4. [`tag`]       — declarative rules that attach namespaced tags.
-//! 5. [`dedup`]     — fingerprints, an event-time window, counts.
-//! 6. [`score`]     — data-gap codes and the 0–100 quality score.
-//! 7. [`bundle`]    — the layered context bundle and its serialisation.
+//! 3. [`sanitize`]  — untrusted text neutralised: invisible and control characters, escape
+//!    sequences and smuggled text removed, strings capped, instruction-like text flagged.
+//! 4. [`enrich`]    — asset (CMDB), user (directory) and geo (MaxMind) context.
+//! 5. [`tag`]       — declarative rules that attach namespaced tags.
+//! 6. [`dedup`]     — fingerprints, an event-time window, counts.
+//! 7. [`score`]     — data-gap codes and the 0–100 quality score.
+//! 8. [`bundle`]    — the layered context bundle and its serialisation.
 //!
 //! [`pipeline`] calls those stages in order over a batch; it does no I/O. The shells that do
 //! I/O (`alertctx process` in [`cli`]) feed it records and report what it returns.
@@ -32,6 +34,7 @@ pub mod path;
 pub mod pipeline;
 pub mod produce;
 pub mod record;
+pub mod sanitize;
 pub mod score;
 pub mod tag;
 pub mod timeparse;

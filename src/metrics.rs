@@ -18,6 +18,7 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     pub quality_score: HistogramVec,
     pub gaps: IntCounterVec,
+    pub safety_findings: IntCounterVec,
     pub fields_checked: IntCounterVec,
     pub fields_present: IntCounterVec,
     pub enrichment_lookups: IntCounterVec,
@@ -74,6 +75,7 @@ impl Metrics {
             dead_letters: counter(&r, "dead_letters_total", "Records dead-lettered, by reason code.", &["reason"]),
             quality_score: histogram(&r, "quality_score", "Quality score (0-100) of each bundle.", &["source"], vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0]),
             gaps: counter(&r, "gaps_total", "Data gaps found, by source and gap code (time_future and time_too_old count late and future events).", &["source", "code"]),
+            safety_findings: counter(&r, "safety_findings_total", "Instruction-like or hidden text found in bundles, by source and finding kind.", &["source", "kind"]),
             fields_checked: counter(&r, "fields_checked_total", "Required/recommended OCSF attributes checked, by source, class, attribute and requirement.", &["source", "class", "attribute", "requirement"]),
             fields_present: counter(&r, "fields_present_total", "Required/recommended OCSF attributes found present; divide by fields_checked_total for the fill ratio.", &["source", "class", "attribute", "requirement"]),
             enrichment_lookups: counter(&r, "enrichment_lookups_total", "Enrichment lookups by enricher and result (hit or miss).", &["enricher", "result"]),
@@ -100,6 +102,9 @@ impl Metrics {
                 self.quality_score.with_label_values(&[&report.source]).observe(report.score as f64);
                 for g in &report.gaps {
                     self.gaps.with_label_values(&[report.source.as_str(), g]).inc();
+                }
+                for k in &report.safety_findings {
+                    self.safety_findings.with_label_values(&[report.source.as_str(), k]).inc();
                 }
                 for f in &report.fill {
                     let labels = [report.source.as_str(), class.as_str(), f.attribute, f.requirement];
@@ -149,6 +154,7 @@ mod tests {
             time_ms: Some(1),
             lookups: vec![("cmdb".into(), true), ("geo".into(), false)],
             fill: vec![FieldFill { attribute: "finding_info", requirement: "required", present: true }],
+            safety_findings: vec!["instruction_override", "ascii_smuggling", "instruction_override"],
         };
         m.observe(&Outcome::Bundle { json: String::new(), key: String::new(), report }, 1000);
         m.observe(&Outcome::Duplicate { source: "suricata".into(), class_uid: 2004, fingerprint: "f".into() }, 1000);
@@ -169,6 +175,8 @@ mod tests {
             "alertctx_duplicates_folded_total{class=\"2004\",source=\"suricata\"} 1",
             "alertctx_dead_letters_total{reason=\"invalid_json\"} 1",
             "alertctx_gaps_total{code=\"fields_unmapped\",source=\"suricata\"} 1",
+            "alertctx_safety_findings_total{kind=\"instruction_override\",source=\"suricata\"} 2",
+            "alertctx_safety_findings_total{kind=\"ascii_smuggling\",source=\"suricata\"} 1",
             "alertctx_enrichment_lookups_total{enricher=\"geo\",result=\"miss\"} 1",
             "alertctx_fields_present_total{attribute=\"finding_info\",class=\"2004\",requirement=\"required\",source=\"suricata\"} 1",
             "alertctx_quality_score_bucket{source=\"suricata\",le=\"90\"} 1",

@@ -1,12 +1,14 @@
 //! The core: one raw record in, bundles, counted duplicates and dead letters out.
 //!
 //! ```text
-//! decode → unwrap envelope → normalize → dedup → enrich → tag → score → bundle
+//! decode → unwrap envelope → normalize → sanitize → dedup → enrich → tag → score → bundle
 //! ```
 //!
 //! Dedup runs right after normalize (the architecture sketch puts it after tagging): the
 //! fingerprint reads only normalized attributes, so folding repeats first spares enrichment,
-//! tagging and serialisation for about one record in five on a typical feed.
+//! tagging and serialisation for about one record in five on a typical feed. Sanitising
+//! comes before it, so that invisible characters cannot make repeats look different, and so
+//! that no later stage reads text the sanitiser has not seen.
 //!
 //! [`Pipeline`] owns every stage's state and does no I/O; `alertctx process` and the Kafka
 //! worker feed it records and act on the [`Outcome`]s. Every record ends as exactly one
@@ -19,6 +21,7 @@ use crate::dedup::{Deduper, Verdict};
 use crate::enrich::{EnrichOutput, Enricher};
 use crate::normalize::Normalizer;
 use crate::record::{Origin, RawRecord, RecordKind};
+use crate::sanitize::Sanitizer;
 use crate::score::{self, Gap, Scorer};
 use crate::tag::Tagger;
 use serde::Serialize;
@@ -64,6 +67,8 @@ pub struct Report {
     pub lookups: Vec<(String, bool)>,
     /// Required/recommended attributes checked and whether each was present.
     pub fill: Vec<score::FieldFill>,
+    /// The kind of every safety finding (`instruction_override`, `ascii_smuggling`, ...).
+    pub safety_findings: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +87,7 @@ pub struct RecordContext {
 
 pub struct Pipeline {
     normalizer: Normalizer,
+    sanitizer: Sanitizer,
     enrichers: Vec<Box<dyn Enricher>>,
     tagger: Tagger,
     deduper: Deduper,
@@ -134,6 +140,7 @@ impl Pipeline {
             .collect();
         Ok(Pipeline {
             normalizer,
+            sanitizer: Sanitizer::new(&cfg.safety)?,
             enrichers,
             tagger,
             deduper: Deduper::new(&cfg.dedup)?,
@@ -219,7 +226,8 @@ impl Pipeline {
         let mapping = normalized.mapping.clone();
         let mut mapped = normalized.mapped;
         let class_uid = mapped.class_uid;
-        let alert = serde_json::Value::Object(std::mem::take(&mut mapped.alert));
+        let mut alert = serde_json::Value::Object(std::mem::take(&mut mapped.alert));
+        let safety = self.sanitizer.sanitize(&mut alert);
 
         let dedup = match self.deduper.check(&alert, class_uid, &source) {
             Verdict::Repeat { fingerprint, .. } => return Outcome::Duplicate { source, class_uid, fingerprint },
@@ -230,9 +238,14 @@ impl Pipeline {
         for e in &mut self.enrichers {
             e.enrich(&alert, &mut enrich);
         }
-        let tagged = self.tagger.tag(&alert, &enrich);
+        let mut tagged = self.tagger.tag(&alert, &enrich);
+        // Safety tags come from code, not from the rules file, so that they cannot be turned off.
+        for t in safety.tags() {
+            tagged.tags.insert(t.to_string());
+        }
 
         let mut gaps: Vec<Gap> = std::mem::take(&mut mapped.gaps);
+        gaps.extend(safety.gaps());
         if mapped.unmapped_leaves > 0 {
             gaps.push(Gap::new("fields_unmapped", Some("unmapped".into()), Some(mapped.unmapped_leaves.to_string())));
         }
@@ -271,6 +284,7 @@ impl Pipeline {
             tags: tagged.tags.iter().map(String::as_str).collect(),
             dedup: &dedup,
             quality: Quality { score: quality_score, gaps: &gaps },
+            safety: &safety,
             provenance: Provenance {
                 input: &record.origin,
                 index,
@@ -293,6 +307,7 @@ impl Pipeline {
                 time_ms: alert.get("time").and_then(serde_json::Value::as_i64),
                 lookups,
                 fill,
+                safety_findings: safety.finding_kinds(),
             },
         }
     }

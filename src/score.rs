@@ -1,9 +1,10 @@
 //! Score data gaps: every problem an agent should know about, as a machine-readable code
 //! with the field it concerns, and one 0–100 score per bundle.
 //!
-//! Gaps come from four places: the mapping engine (unparseable values, unmapped sources),
+//! Gaps come from five places: the mapping engine (unparseable values, unmapped sources),
 //! the class's OCSF requirements (checked here), event time (checked here against a
-//! reference time), and enrichers (unknown asset, user, geo). [`CODES`] is the catalogue,
+//! reference time), enrichers (unknown asset, user, geo), and the sanitiser (values cut to
+//! their cap, text with findings). [`CODES`] is the catalogue,
 //! with each code's weight; the README's gap table is generated from the same facts.
 
 use crate::ocsf;
@@ -53,6 +54,7 @@ pub const CODES: &[GapCode] = &[
     GapCode { code: "asset_unknown", group: "enrichment", weight: 5, cap: 10, meaning: "An IP or host name the asset inventory should know is not in it." },
     GapCode { code: "user_unknown", group: "enrichment", weight: 5, cap: 10, meaning: "A user the identity directory should know is not in it." },
     GapCode { code: "geo_unknown", group: "enrichment", weight: 3, cap: 6, meaning: "A public IP has no record in the geo database." },
+    GapCode { code: "unsafe_text", group: "safety", weight: 10, cap: 20, meaning: "A field holds instruction-like or hidden text (detail: the finding kinds; see `safety.findings`); the bundle is tagged `safety:*`." },
 ];
 
 pub fn code_info(code: &str) -> Option<&'static GapCode> {
