@@ -9,7 +9,10 @@ fn main() {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=ALERTCTX_BUILD_COMMIT={}", std::env::var("ALERTCTX_BUILD_COMMIT").unwrap_or(commit));
+    println!(
+        "cargo:rustc-env=ALERTCTX_BUILD_COMMIT={}",
+        std::env::var("ALERTCTX_BUILD_COMMIT").unwrap_or(commit)
+    );
     println!("cargo:rerun-if-env-changed=ALERTCTX_BUILD_COMMIT");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/logs/HEAD");
@@ -31,7 +34,11 @@ fn main() {
         ));
     }
     out.push(']');
-    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("mappings.rs"), out).unwrap();
+    fs::write(
+        Path::new(&env::var("OUT_DIR").unwrap()).join("mappings.rs"),
+        out,
+    )
+    .unwrap();
 
     // The example telemetry `alertctx demo` produces: every fixture file, by source directory.
     let fixtures = Path::new("tests/fixtures");
@@ -58,8 +65,14 @@ fn main() {
     entries.sort();
     let mut out = String::from("[\n");
     for (source, name, abs) in entries {
-        out.push_str(&format!("    ({source:?}, {name:?}, include_bytes!({abs:?}).as_slice()),\n"));
+        out.push_str(&format!(
+            "    ({source:?}, {name:?}, include_bytes!({abs:?}).as_slice()),\n"
+        ));
     }
     out.push(']');
-    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("examples.rs"), out).unwrap();
+    fs::write(
+        Path::new(&env::var("OUT_DIR").unwrap()).join("examples.rs"),
+        out,
+    )
+    .unwrap();
 }

@@ -6,7 +6,6 @@
 //! Run: `cargo bench --bench core` (all groups) or `cargo bench --bench core -- core/` (one).
 
 #[path = "../tests/common/mmdb.rs"]
-#[allow(dead_code)]
 mod mmdb;
 
 use alertctx::config::Config;
@@ -53,7 +52,9 @@ fn bench_data() -> PathBuf {
         return defs;
     }
     std::fs::create_dir_all(defs.join("data")).unwrap();
-    let mut assets = String::from("asset_id,hostname,fqdn,ip,cidr,owner,business_unit,criticality,environment,os,tags\n");
+    let mut assets = String::from(
+        "asset_id,hostname,fqdn,ip,cidr,owner,business_unit,criticality,environment,os,tags\n",
+    );
     for i in 0..ASSETS {
         let (b, c) = (i / 250 % 250, i % 250 + 2);
         let net = [10, 10, 10, 172][i % 4];
@@ -80,12 +81,34 @@ fn bench_data() -> PathBuf {
         ));
     }
     // The generator's own user names, so its records hit the directory too.
-    for (i, u) in ["jdoe", "asmith", "rlee", "mgarcia", "dbrown", "lchen", "ejohnson", "fschmidt", "ctaylor", "svc-backup", "adm-asmith", "administrator"].iter().enumerate() {
+    for (i, u) in [
+        "jdoe",
+        "asmith",
+        "rlee",
+        "mgarcia",
+        "dbrown",
+        "lchen",
+        "ejohnson",
+        "fschmidt",
+        "ctaylor",
+        "svc-backup",
+        "adm-asmith",
+        "administrator",
+    ]
+    .iter()
+    .enumerate()
+    {
         users.push_str(&format!("g{i},{u},{u}@corp.example.com,,S-1-5-21-1111111111-2222222222-3333333333-{},{u},IT,,,no,enabled,,CORP\n", 1100 + i));
     }
     std::fs::write(defs.join("data/users.csv"), users).unwrap();
     for f in ["assets.toml", "users.toml"] {
-        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("enrichers").join(f), defs.join(f)).unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("enrichers")
+                .join(f),
+            defs.join(f),
+        )
+        .unwrap();
     }
     write_big_city(&defs.join("data/city.mmdb"));
     std::fs::write(
@@ -102,7 +125,10 @@ fn write_big_city(path: &Path) {
         .map(|i| {
             mmdb::city_record(&mmdb::Place {
                 continent: ("EU", "Europe"),
-                country: (["DE", "FR", "US", "JP"][i % 4], ["Germany", "France", "United States", "Japan"][i % 4]),
+                country: (
+                    ["DE", "FR", "US", "JP"][i % 4],
+                    ["Germany", "France", "United States", "Japan"][i % 4],
+                ),
                 subdivision: None,
                 city: Some(["Berlin", "Paris", "Boston", "Osaka"][i % 4]),
                 latitude: 10.0 + i as f64,
@@ -116,11 +142,15 @@ fn write_big_city(path: &Path) {
     while nets.len() < NETWORKS {
         let a = n >> 24;
         if ![10, 100, 127, 169, 172, 192, 198, 203].contains(&a) && a < 224 {
-            nets.push((format!("{}.{}.{}.0/24", a, (n >> 16) & 255, (n >> 8) & 255), places[nets.len() % places.len()].clone()));
+            nets.push((
+                format!("{}.{}.{}.0/24", a, (n >> 16) & 255, (n >> 8) & 255),
+                places[nets.len() % places.len()].clone(),
+            ));
         }
         n += 256 * 3; // every third /24
     }
-    let refs: Vec<(&str, serde_json::Value)> = nets.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let refs: Vec<(&str, serde_json::Value)> =
+        nets.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     mmdb::write_mmdb(path, "Bench-City", &refs).unwrap();
 }
 
@@ -153,14 +183,27 @@ fn bench_stages(c: &mut Criterion) {
 
     let normalizer = Normalizer::embedded(vec![]).unwrap();
     let mut g = c.benchmark_group("normalize");
-    for source in ["zeek", "suricata", "windows_security", "okta", "cloudtrail", "cef"] {
+    for source in [
+        "zeek",
+        "suricata",
+        "windows_security",
+        "okta",
+        "cloudtrail",
+        "cef",
+    ] {
         let subset: Vec<&RawRecord> = records
             .iter()
             .filter(|r| {
                 let mut buf = Vec::new();
                 let v = decode_record(r, &mut buf, &limits).unwrap();
-                let fmt = if r.kind == RecordKind::Text { "cef" } else { "json" };
-                normalizer.detect(&v, fmt, "bench").is_some_and(|m| m.id == source)
+                let fmt = if r.kind == RecordKind::Text {
+                    "cef"
+                } else {
+                    "json"
+                };
+                normalizer
+                    .detect(&v, fmt, "bench")
+                    .is_some_and(|m| m.id == source)
             })
             .collect();
         g.throughput(Throughput::Elements(subset.len() as u64));
@@ -169,7 +212,11 @@ fn bench_stages(c: &mut Criterion) {
             b.iter(|| {
                 for r in &subset {
                     let v = decode_record(r, &mut buf, &limits).unwrap();
-                    let fmt = if r.kind == RecordKind::Text { "cef" } else { "json" };
+                    let fmt = if r.kind == RecordKind::Text {
+                        "cef"
+                    } else {
+                        "json"
+                    };
                     black_box(normalizer.normalize(&v, fmt, "bench"));
                 }
             })
@@ -183,9 +230,17 @@ fn bench_stages(c: &mut Criterion) {
         .map(|r| {
             let mut buf = Vec::new();
             let v = decode_record(r, &mut buf, &limits).unwrap();
-            let fmt = if r.kind == RecordKind::Text { "cef" } else { "json" };
+            let fmt = if r.kind == RecordKind::Text {
+                "cef"
+            } else {
+                "json"
+            };
             let out = normalizer.normalize(&v, fmt, "bench");
-            (serde_json::Value::Object(out.mapped.alert.clone()), out.mapped.class_uid, out.source_id().to_string())
+            (
+                serde_json::Value::Object(out.mapped.alert.clone()),
+                out.mapped.class_uid,
+                out.source_id().to_string(),
+            )
         })
         .collect();
 
@@ -208,7 +263,13 @@ fn bench_stages(c: &mut Criterion) {
     let geo_dir = bench_data();
     g.bench_function("geo_cache_miss", |b| {
         b.iter_batched(
-            || alertctx::enrich::load_definition(&geo_dir.join("geo.toml")).unwrap().enrichers.pop().unwrap(),
+            || {
+                alertctx::enrich::load_definition(&geo_dir.join("geo.toml"))
+                    .unwrap()
+                    .enrichers
+                    .pop()
+                    .unwrap()
+            },
             |mut e| {
                 for (a, _, _) in alerts.iter().take(2000) {
                     let mut out = EnrichOutput::default();
@@ -249,7 +310,11 @@ fn bench_stages(c: &mut Criterion) {
     });
     g.finish();
 
-    let scorer = alertctx::score::Scorer::new(&alertctx::score::QualityConfig { reference_time: "none".into(), ..Default::default() }).unwrap();
+    let scorer = alertctx::score::Scorer::new(&alertctx::score::QualityConfig {
+        reference_time: "none".into(),
+        ..Default::default()
+    })
+    .unwrap();
     let mut g = c.benchmark_group("score");
     g.throughput(Throughput::Elements(n));
     g.bench_function("check", |b| {
@@ -286,7 +351,10 @@ fn bench_stages(c: &mut Criterion) {
                     let mut bundles = 0;
                     for r in &records {
                         p.process(r, RecordContext::default(), &mut out);
-                        bundles += out.iter().filter(|o| matches!(o, Outcome::Bundle { .. })).count();
+                        bundles += out
+                            .iter()
+                            .filter(|o| matches!(o, Outcome::Bundle { .. }))
+                            .count();
                         out.clear();
                     }
                     black_box(bundles)

@@ -90,7 +90,15 @@ impl PipelineInfo {
 /// The Kafka key for a bundle: the entity the alert is about, so one host's or user's alerts
 /// stay in order on one partition: the device, else the source endpoint, else the user.
 pub fn routing_key(alert: &Json) -> String {
-    const KEYS: [&str; 7] = ["device.hostname", "device.ip", "src_endpoint.hostname", "src_endpoint.ip", "user.name", "actor.user.name", "dst_endpoint.ip"];
+    const KEYS: [&str; 7] = [
+        "device.hostname",
+        "device.ip",
+        "src_endpoint.hostname",
+        "src_endpoint.ip",
+        "user.name",
+        "actor.user.name",
+        "dst_endpoint.ip",
+    ];
     for k in KEYS {
         if let Some(v) = crate::path::get_str(alert, k) {
             return v.to_lowercase();
@@ -106,8 +114,16 @@ mod tests {
 
     #[test]
     fn routing_key_prefers_the_device() {
-        assert_eq!(routing_key(&json!({"device": {"hostname": "WS-01"}, "src_endpoint": {"ip": "10.0.0.1"}})), "ws-01");
-        assert_eq!(routing_key(&json!({"src_endpoint": {"ip": "10.0.0.1"}})), "10.0.0.1");
+        assert_eq!(
+            routing_key(
+                &json!({"device": {"hostname": "WS-01"}, "src_endpoint": {"ip": "10.0.0.1"}})
+            ),
+            "ws-01"
+        );
+        assert_eq!(
+            routing_key(&json!({"src_endpoint": {"ip": "10.0.0.1"}})),
+            "10.0.0.1"
+        );
         assert_eq!(routing_key(&json!({})), "");
     }
 }

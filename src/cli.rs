@@ -10,7 +10,11 @@ use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "alertctx", version, about = "Raw security telemetry in, agent-safe context bundles out")]
+#[command(
+    name = "alertctx",
+    version,
+    about = "Raw security telemetry in, agent-safe context bundles out"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -134,10 +138,20 @@ impl Summary {
     }
 
     pub fn render(&self) -> String {
-        let mut s = format!("{:<22} {:>9} {:>9} {:>9} {:>9} {:>6}\n", "source", "records", "bundles", "dups", "dead", "score");
+        let mut s = format!(
+            "{:<22} {:>9} {:>9} {:>9} {:>9} {:>6}\n",
+            "source", "records", "bundles", "dups", "dead", "score"
+        );
         let row = |name: &str, t: &Tally| {
-            let mean = if t.bundles > 0 { format!("{:.1}", t.score_sum as f64 / t.bundles as f64) } else { "-".into() };
-            format!("{:<22} {:>9} {:>9} {:>9} {:>9} {:>6}\n", name, t.records, t.bundles, t.duplicates, t.dead_letters, mean)
+            let mean = if t.bundles > 0 {
+                format!("{:.1}", t.score_sum as f64 / t.bundles as f64)
+            } else {
+                "-".into()
+            };
+            format!(
+                "{:<22} {:>9} {:>9} {:>9} {:>9} {:>6}\n",
+                name, t.records, t.bundles, t.duplicates, t.dead_letters, mean
+            )
         };
         for (name, t) in &self.by_source {
             s.push_str(&row(name, t));
@@ -149,7 +163,10 @@ impl Summary {
 
 fn open_output(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match path {
-        Some(p) => Box::new(BufWriter::new(std::fs::File::create(p).map_err(|e| anyhow::anyhow!("creating {}: {e}", p.display()))?)),
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", p.display()))?,
+        )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     })
 }
@@ -169,13 +186,23 @@ pub fn process(args: &ProcessArgs) -> anyhow::Result<Summary> {
         Some(p) => Some(open_output(Some(p))?),
         None => None,
     };
-    let inputs: Vec<PathBuf> = if args.inputs.is_empty() { vec![PathBuf::from("-")] } else { args.inputs.clone() };
-    let total_bytes: u64 = inputs.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let inputs: Vec<PathBuf> = if args.inputs.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.inputs.clone()
+    };
+    let total_bytes: u64 = inputs
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     let progress = if std::io::stderr().is_terminal() && !args.quiet && total_bytes > 8 << 20 {
         let bar = indicatif::ProgressBar::new(total_bytes);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Some(bar)
     } else {
@@ -190,7 +217,9 @@ pub fn process(args: &ProcessArgs) -> anyhow::Result<Summary> {
         let reader: Box<dyn Read> = if name == "-" {
             Box::new(std::io::stdin().lock())
         } else {
-            Box::new(std::fs::File::open(input).map_err(|e| anyhow::anyhow!("opening {name}: {e}"))?)
+            Box::new(
+                std::fs::File::open(input).map_err(|e| anyhow::anyhow!("opening {name}: {e}"))?,
+            )
         };
         let mut reader = BufReader::with_capacity(1 << 16, reader);
         let mut framer = Framer::new(&name, pipeline.limits());
@@ -245,8 +274,11 @@ pub fn process(args: &ProcessArgs) -> anyhow::Result<Summary> {
 /// Structured logs: JSON lines when stderr is not a terminal, human-readable otherwise.
 /// `RUST_LOG` filters (default `info`).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::io::stderr().is_terminal() {
         let _ = builder.try_init();
     } else {
@@ -259,10 +291,15 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     init_logging();
     let cfg = Config::load(&args.config)?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
                 _ = term.recv() => tracing::info!("SIGTERM: draining"),
@@ -285,8 +322,14 @@ pub fn validate_config(path: &std::path::Path) -> Vec<String> {
             problems.push(format!("{}: {what}: {e:#}", path.display()));
         }
     };
-    check("[quality]", crate::score::Scorer::new(&cfg.quality).map(|_| ()));
-    check("[dedup]", crate::dedup::Deduper::new(&cfg.dedup).map(|_| ()));
+    check(
+        "[quality]",
+        crate::score::Scorer::new(&cfg.quality).map(|_| ()),
+    );
+    check(
+        "[dedup]",
+        crate::dedup::Deduper::new(&cfg.dedup).map(|_| ()),
+    );
     check(
         "[pipeline].mappings / [[routes]]",
         match &cfg.pipeline.mappings {
@@ -304,39 +347,102 @@ pub fn validate_config(path: &std::path::Path) -> Vec<String> {
         },
     );
     if let Some(dir) = &cfg.pipeline.enrichers {
-        check("[pipeline].enrichers", crate::enrich::load_dir(dir).map(|_| ()));
+        check(
+            "[pipeline].enrichers",
+            crate::enrich::load_dir(dir).map(|_| ()),
+        );
     }
     check(
         "[metrics].listen",
-        if cfg.metrics.listen.is_empty() || cfg.metrics.listen.parse::<std::net::SocketAddr>().is_ok() {
+        if cfg.metrics.listen.is_empty()
+            || cfg.metrics.listen.parse::<std::net::SocketAddr>().is_ok()
+        {
             Ok(())
         } else {
-            Err(anyhow::anyhow!("`{}` is not host:port with an IP address", cfg.metrics.listen))
+            Err(anyhow::anyhow!(
+                "`{}` is not host:port with an IP address",
+                cfg.metrics.listen
+            ))
         },
     );
     match &cfg.kafka {
-        None => check("[kafka]", Err(anyhow::anyhow!("missing: `alertctx run` needs brokers, group_id, topics, output_topic, dlq_topic"))),
+        None => check(
+            "[kafka]",
+            Err(anyhow::anyhow!(
+                "missing: `alertctx run` needs brokers, group_id, topics, output_topic, dlq_topic"
+            )),
+        ),
         Some(k) => {
-            check("[kafka].brokers", if k.brokers.trim().is_empty() { Err(anyhow::anyhow!("empty")) } else { Ok(()) });
-            check("[kafka].group_id", if k.group_id.trim().is_empty() { Err(anyhow::anyhow!("empty")) } else { Ok(()) });
-            check("[kafka].topics", if k.topics.is_empty() { Err(anyhow::anyhow!("no raw topics to consume")) } else { Ok(()) });
             check(
-                "[kafka].output_topic / dlq_topic",
-                if k.output_topic == k.dlq_topic || k.topics.contains(&k.output_topic) || k.topics.contains(&k.dlq_topic) {
-                    Err(anyhow::anyhow!("the output, dead-letter and raw topics must all differ"))
+                "[kafka].brokers",
+                if k.brokers.trim().is_empty() {
+                    Err(anyhow::anyhow!("empty"))
                 } else {
                     Ok(())
                 },
             );
-            for (key, v) in [("commit_interval", &k.commit_interval), ("drain_timeout", &k.drain_timeout)] {
+            check(
+                "[kafka].group_id",
+                if k.group_id.trim().is_empty() {
+                    Err(anyhow::anyhow!("empty"))
+                } else {
+                    Ok(())
+                },
+            );
+            check(
+                "[kafka].topics",
+                if k.topics.is_empty() {
+                    Err(anyhow::anyhow!("no raw topics to consume"))
+                } else {
+                    Ok(())
+                },
+            );
+            check(
+                "[kafka].output_topic / dlq_topic",
+                if k.output_topic == k.dlq_topic
+                    || k.topics.contains(&k.output_topic)
+                    || k.topics.contains(&k.dlq_topic)
+                {
+                    Err(anyhow::anyhow!(
+                        "the output, dead-letter and raw topics must all differ"
+                    ))
+                } else {
+                    Ok(())
+                },
+            );
+            for (key, v) in [
+                ("commit_interval", &k.commit_interval),
+                ("drain_timeout", &k.drain_timeout),
+            ] {
                 check(
                     &format!("[kafka].{key}"),
-                    crate::timeparse::parse_duration_ms(v).map(|_| ()).ok_or_else(|| anyhow::anyhow!("`{v}` is not a duration")),
+                    crate::timeparse::parse_duration_ms(v)
+                        .map(|_| ())
+                        .ok_or_else(|| anyhow::anyhow!("`{v}` is not a duration")),
                 );
             }
-            check("[kafka].max_in_flight", if k.max_in_flight == 0 { Err(anyhow::anyhow!("must be at least 1")) } else { Ok(()) });
-            check("[kafka].consumer", crate::worker::consumer_config(k).create::<rdkafka::consumer::BaseConsumer>().map(|_| ()).map_err(Into::into));
-            check("[kafka].producer", crate::worker::producer_config(k).create::<rdkafka::producer::BaseProducer>().map(|_| ()).map_err(Into::into));
+            check(
+                "[kafka].max_in_flight",
+                if k.max_in_flight == 0 {
+                    Err(anyhow::anyhow!("must be at least 1"))
+                } else {
+                    Ok(())
+                },
+            );
+            check(
+                "[kafka].consumer",
+                crate::worker::consumer_config(k)
+                    .create::<rdkafka::consumer::BaseConsumer>()
+                    .map(|_| ())
+                    .map_err(Into::into),
+            );
+            check(
+                "[kafka].producer",
+                crate::worker::producer_config(k)
+                    .create::<rdkafka::producer::BaseProducer>()
+                    .map(|_| ())
+                    .map_err(Into::into),
+            );
         }
     }
     problems

@@ -105,8 +105,12 @@ pub fn toml_text(v: &toml::Value) -> String {
 impl Cond {
     pub fn compile(def: &CondDef) -> anyhow::Result<Cond> {
         Ok(match def {
-            CondDef::All { all } => Cond::All(all.iter().map(Cond::compile).collect::<Result<_, _>>()?),
-            CondDef::Any { any } => Cond::Any(any.iter().map(Cond::compile).collect::<Result<_, _>>()?),
+            CondDef::All { all } => {
+                Cond::All(all.iter().map(Cond::compile).collect::<Result<_, _>>()?)
+            }
+            CondDef::Any { any } => {
+                Cond::Any(any.iter().map(Cond::compile).collect::<Result<_, _>>()?)
+            }
             CondDef::Not { not } => Cond::Not(Box::new(Cond::compile(not)?)),
             CondDef::Has { has } => Cond::Has(CPath::new(has)),
             CondDef::Field(t) => {
@@ -228,8 +232,14 @@ mod tests {
         assert!(cond(r#"when = { field = "name", matches = "^power" , ci = true }"#).eval(&doc));
         assert!(cond(r#"when = { field = "sev", gte = 3 }"#).eval(&doc));
         assert!(!cond(r#"when = { field = "sev", lte = 3 }"#).eval(&doc));
-        assert!(cond(r#"when = { all = [{ has = "flow.id" }, { not = { has = "alert" } }] }"#).eval(&doc));
-        assert!(cond(r#"when = { any = [{ has = "nope" }, { field = "name", contains = "Shell" }] }"#).eval(&doc));
+        assert!(
+            cond(r#"when = { all = [{ has = "flow.id" }, { not = { has = "alert" } }] }"#)
+                .eval(&doc)
+        );
+        assert!(cond(
+            r#"when = { any = [{ has = "nope" }, { field = "name", contains = "Shell" }] }"#
+        )
+        .eval(&doc));
         assert!(!cond(r#"when = { field = "missing", eq = "x" }"#).eval(&doc));
     }
 

@@ -83,7 +83,9 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { listen: "127.0.0.1:9464".into() }
+        MetricsConfig {
+            listen: "127.0.0.1:9464".into(),
+        }
     }
 }
 
@@ -120,10 +122,19 @@ impl Config {
     /// Read a configuration file. Relative paths inside it are resolved against the file's
     /// directory.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let mut cfg = Self::parse(&text, std::env::vars()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let mut cfg = Self::parse(&text, std::env::vars())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.pipeline.mappings, &mut cfg.pipeline.enrichers, &mut cfg.pipeline.tags].into_iter().flatten() {
+        for p in [
+            &mut cfg.pipeline.mappings,
+            &mut cfg.pipeline.enrichers,
+            &mut cfg.pipeline.tags,
+        ]
+        .into_iter()
+        .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -134,16 +145,24 @@ impl Config {
     /// Parse configuration text, then apply environment overrides: `ALERTCTX__SECTION__KEY=value`
     /// sets `key` in `[section]` (`ALERTCTX__KAFKA__BROKERS=kafka:9092`); the value is read as a
     /// TOML value when it is one (`20`, `true`, `["a", "b"]`) and as a string otherwise.
-    pub fn parse(text: &str, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Config> {
+    pub fn parse(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
         // The file on its own first, so its errors carry line and column.
         let plain: Config = toml::from_str(text)?;
-        let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("ALERTCTX__")).collect();
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ALERTCTX__"))
+            .collect();
         if env.is_empty() {
             return Ok(plain);
         }
         let mut doc: toml::Table = toml::from_str(text)?;
         for (key, value) in env {
-            let Some(path) = key.strip_prefix("ALERTCTX__") else { continue };
+            let Some(path) = key.strip_prefix("ALERTCTX__") else {
+                continue;
+            };
             let segs: Vec<String> = path.split("__").map(|s| s.to_lowercase()).collect();
             let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
                 .ok()
@@ -163,7 +182,10 @@ impl Config {
     }
 
     pub fn limits(&self) -> crate::decode::Limits {
-        crate::decode::Limits { max_record_bytes: self.pipeline.max_record_bytes, max_depth: self.pipeline.max_depth }
+        crate::decode::Limits {
+            max_record_bytes: self.pipeline.max_record_bytes,
+            max_depth: self.pipeline.max_depth,
+        }
     }
 }
 
@@ -176,7 +198,10 @@ mod tests {
         assert!(toml::from_str::<Config>("[pipeline]\nmax_depht = 3").is_err());
         assert!(toml::from_str::<Config>("[dedup]\nwindow = '5m'\nsize = 3").is_err());
         assert!(toml::from_str::<Config>("[safety]\nmax_char = 100").is_err());
-        let c: Config = toml::from_str("[dedup]\nwindow = '5m'\n[[routes]]\ninput = 'raw.okta'\nsource = 'okta'").unwrap();
+        let c: Config = toml::from_str(
+            "[dedup]\nwindow = '5m'\n[[routes]]\ninput = 'raw.okta'\nsource = 'okta'",
+        )
+        .unwrap();
         assert_eq!(c.dedup.window, "5m");
         assert_eq!(c.routes[0].source, "okta");
     }
@@ -184,9 +209,15 @@ mod tests {
     #[test]
     fn environment_overrides() {
         let env = vec![
-            ("ALERTCTX__KAFKA__BROKERS".to_string(), "kafka-0:9092".to_string()),
+            (
+                "ALERTCTX__KAFKA__BROKERS".to_string(),
+                "kafka-0:9092".to_string(),
+            ),
             ("ALERTCTX__DEDUP__CAPACITY".to_string(), "42".to_string()),
-            ("ALERTCTX__KAFKA__CONSUMER__SECURITY.PROTOCOL".to_string(), "SASL_SSL".to_string()),
+            (
+                "ALERTCTX__KAFKA__CONSUMER__SECURITY.PROTOCOL".to_string(),
+                "SASL_SSL".to_string(),
+            ),
             ("UNRELATED".to_string(), "x".to_string()),
         ];
         let text = "[kafka]\nbrokers = 'x:1'\ngroup_id = 'g'\ntopics = ['raw']\noutput_topic = 'out'\ndlq_topic = 'dlq'\n";
@@ -196,13 +227,24 @@ mod tests {
         assert_eq!(k.consumer["security.protocol"], "SASL_SSL");
         assert_eq!(c.dedup.capacity, 42);
         let bad = vec![("ALERTCTX__DEDUP__CAPACTIY".to_string(), "1".to_string())];
-        assert!(Config::parse("", bad).is_err(), "unknown keys from the environment are errors too");
+        assert!(
+            Config::parse("", bad).is_err(),
+            "unknown keys from the environment are errors too"
+        );
     }
 
     #[test]
     fn example_config_parses() {
-        let c = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/alertctx.example.toml"))).unwrap();
+        let c = Config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/alertctx.example.toml"
+        )))
+        .unwrap();
         assert!(c.pipeline.enrichers.unwrap().ends_with("enrichers"));
-        assert_eq!(c.safety, SafetyConfig::default(), "the example shows the defaults");
+        assert_eq!(
+            c.safety,
+            SafetyConfig::default(),
+            "the example shows the defaults"
+        );
     }
 }

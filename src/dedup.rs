@@ -44,14 +44,73 @@ impl Default for DedupConfig {
 /// Default key fields per class.
 pub fn default_fields(class_uid: u32) -> &'static [&'static str] {
     match class_uid {
-        2004 => &["finding_info.uid", "finding_info.title", "src_endpoint.ip", "dst_endpoint.ip", "device.hostname", "device.uid"],
-        3002 => &["metadata.event_code", "activity_id", "status_id", "user.name", "user.uid", "user.domain", "logon_type_id", "src_endpoint.ip", "dst_endpoint.hostname", "device.hostname"],
-        4001 => &["activity_id", "device.hostname", "src_endpoint.ip", "dst_endpoint.ip", "dst_endpoint.port", "connection_info.protocol_name"],
-        4002 => &["src_endpoint.ip", "dst_endpoint.ip", "http_request.http_method", "http_request.url.hostname", "http_request.url.path", "http_response.code"],
-        4003 => &["device.hostname", "src_endpoint.ip", "src_endpoint.hostname", "query.hostname", "query.type", "rcode_id"],
-        1007 => &["activity_id", "device.hostname", "process.cmd_line", "process.file.path", "actor.process.file.path"],
-        1001 => &["activity_id", "device.hostname", "file.path", "actor.process.file.path"],
-        6003 => &["api.operation", "api.service.name", "resources.0.uid", "resources.0.name", "actor.user.uid", "actor.user.name", "src_endpoint.ip", "status_id"],
+        2004 => &[
+            "finding_info.uid",
+            "finding_info.title",
+            "src_endpoint.ip",
+            "dst_endpoint.ip",
+            "device.hostname",
+            "device.uid",
+        ],
+        3002 => &[
+            "metadata.event_code",
+            "activity_id",
+            "status_id",
+            "user.name",
+            "user.uid",
+            "user.domain",
+            "logon_type_id",
+            "src_endpoint.ip",
+            "dst_endpoint.hostname",
+            "device.hostname",
+        ],
+        4001 => &[
+            "activity_id",
+            "device.hostname",
+            "src_endpoint.ip",
+            "dst_endpoint.ip",
+            "dst_endpoint.port",
+            "connection_info.protocol_name",
+        ],
+        4002 => &[
+            "src_endpoint.ip",
+            "dst_endpoint.ip",
+            "http_request.http_method",
+            "http_request.url.hostname",
+            "http_request.url.path",
+            "http_response.code",
+        ],
+        4003 => &[
+            "device.hostname",
+            "src_endpoint.ip",
+            "src_endpoint.hostname",
+            "query.hostname",
+            "query.type",
+            "rcode_id",
+        ],
+        1007 => &[
+            "activity_id",
+            "device.hostname",
+            "process.cmd_line",
+            "process.file.path",
+            "actor.process.file.path",
+        ],
+        1001 => &[
+            "activity_id",
+            "device.hostname",
+            "file.path",
+            "actor.process.file.path",
+        ],
+        6003 => &[
+            "api.operation",
+            "api.service.name",
+            "resources.0.uid",
+            "resources.0.name",
+            "actor.user.uid",
+            "actor.user.name",
+            "src_endpoint.ip",
+            "status_id",
+        ],
         _ => &[],
     }
 }
@@ -93,7 +152,13 @@ pub enum Decision {
 /// Decide what one occurrence at event time `t` is, given what is remembered.
 pub fn decide(prev: Option<Entry>, t: i64, window_ms: i64) -> Decision {
     match prev {
-        None => Decision::Emit(Entry { window_start: t, first_seen: t, last_seen: t, count: 1, folded: 0 }),
+        None => Decision::Emit(Entry {
+            window_start: t,
+            first_seen: t,
+            last_seen: t,
+            count: 1,
+            folded: 0,
+        }),
         Some(e) if (t - e.window_start).abs() < window_ms => Decision::Fold(Entry {
             last_seen: e.last_seen.max(t),
             first_seen: e.first_seen.min(t),
@@ -113,7 +178,12 @@ pub fn decide(prev: Option<Entry>, t: i64, window_ms: i64) -> Decision {
 
 /// Hash the class, source and key fields of an alert. Absent fields hash as absent, so two
 /// alerts that differ only in which fields are missing do not collide.
-pub fn fingerprint(alert: &Json, class_uid: u32, source: &str, fields: &[impl AsRef<str>]) -> [u8; 16] {
+pub fn fingerprint(
+    alert: &Json,
+    class_uid: u32,
+    source: &str,
+    fields: &[impl AsRef<str>],
+) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(class_uid.to_le_bytes());
     h.update(source.as_bytes());
@@ -158,15 +228,27 @@ pub struct Deduper {
 
 impl Deduper {
     pub fn new(cfg: &DedupConfig) -> anyhow::Result<Deduper> {
-        let window_ms = crate::timeparse::parse_duration_ms(&cfg.window)
-            .ok_or_else(|| anyhow::anyhow!("dedup.window: `{}` is not a duration like 10m", cfg.window))?;
-        let capacity = NonZeroUsize::new(cfg.capacity).ok_or_else(|| anyhow::anyhow!("dedup.capacity must be at least 1"))?.get();
+        let window_ms = crate::timeparse::parse_duration_ms(&cfg.window).ok_or_else(|| {
+            anyhow::anyhow!("dedup.window: `{}` is not a duration like 10m", cfg.window)
+        })?;
+        let capacity = NonZeroUsize::new(cfg.capacity)
+            .ok_or_else(|| anyhow::anyhow!("dedup.capacity must be at least 1"))?
+            .get();
         let mut fields = BTreeMap::new();
         for (class, list) in &cfg.fields {
-            let uid: u32 = class.parse().map_err(|_| anyhow::anyhow!("dedup.fields: `{class}` is not a class uid"))?;
+            let uid: u32 = class
+                .parse()
+                .map_err(|_| anyhow::anyhow!("dedup.fields: `{class}` is not a class uid"))?;
             fields.insert(uid, list.clone());
         }
-        Ok(Deduper { enabled: cfg.enabled, window_ms, fields, seen: LruCache::unbounded(), capacity, watermark: 0 })
+        Ok(Deduper {
+            enabled: cfg.enabled,
+            window_ms,
+            fields,
+            seen: LruCache::unbounded(),
+            capacity,
+            watermark: 0,
+        })
     }
 
     /// Remembered fingerprints.
@@ -192,12 +274,22 @@ impl Deduper {
             None => self.watermark,
         };
         if !self.enabled {
-            return Verdict::First(DedupInfo { fingerprint: hex, count: 1, folded_since_previous: 0, first_seen: t, last_seen: t, window_ms: 0 });
+            return Verdict::First(DedupInfo {
+                fingerprint: hex,
+                count: 1,
+                folded_since_previous: 0,
+                first_seen: t,
+                last_seen: t,
+                window_ms: 0,
+            });
         }
         match decide(self.seen.get(&fp).copied(), t, self.window_ms) {
             Decision::Fold(e) => {
                 self.seen.put(fp, e);
-                Verdict::Repeat { fingerprint: hex, count: e.count }
+                Verdict::Repeat {
+                    fingerprint: hex,
+                    count: e.count,
+                }
             }
             Decision::Emit(e) => {
                 let folded = e.folded;
@@ -227,14 +319,25 @@ mod tests {
 
     #[test]
     fn decide_windows() {
-        let Decision::Emit(e) = decide(None, 1_000, W) else { panic!() };
+        let Decision::Emit(e) = decide(None, 1_000, W) else {
+            panic!()
+        };
         assert_eq!((e.count, e.folded), (1, 0));
-        let Decision::Fold(e) = decide(Some(e), 1_000 + W - 1, W) else { panic!() };
+        let Decision::Fold(e) = decide(Some(e), 1_000 + W - 1, W) else {
+            panic!()
+        };
         assert_eq!((e.count, e.folded, e.last_seen), (2, 1, 1_000 + W - 1));
-        let Decision::Emit(e2) = decide(Some(e), 1_000 + W, W) else { panic!() };
-        assert_eq!((e2.count, e2.folded, e2.first_seen, e2.window_start), (3, 1, 1_000, 1_000 + W));
+        let Decision::Emit(e2) = decide(Some(e), 1_000 + W, W) else {
+            panic!()
+        };
+        assert_eq!(
+            (e2.count, e2.folded, e2.first_seen, e2.window_start),
+            (3, 1, 1_000, 1_000 + W)
+        );
         // A late occurrence inside the window still folds and never moves last_seen back.
-        let Decision::Fold(e3) = decide(Some(e2), 1_000 + W - 10, W) else { panic!() };
+        let Decision::Fold(e3) = decide(Some(e2), 1_000 + W - 10, W) else {
+            panic!()
+        };
         assert_eq!(e3.last_seen, 1_000 + W);
     }
 
@@ -244,24 +347,64 @@ mod tests {
         let b = json!({"src_endpoint": {"ip": "10.0.0.1"}, "query": {"hostname": "x.example"}, "time": 2});
         let c = json!({"src_endpoint": {"ip": "10.0.0.2"}, "query": {"hostname": "x.example"}, "time": 1});
         let f = default_fields(4003);
-        assert_eq!(fingerprint(&a, 4003, "zeek", f), fingerprint(&b, 4003, "zeek", f));
-        assert_ne!(fingerprint(&a, 4003, "zeek", f), fingerprint(&c, 4003, "zeek", f));
-        assert_ne!(fingerprint(&a, 4003, "zeek", f), fingerprint(&a, 4003, "suricata", f));
-        assert_ne!(fingerprint(&json!({"a": 1}), 4003, "s", &["a", "b"]), fingerprint(&json!({"b": 1}), 4003, "s", &["a", "b"]));
+        assert_eq!(
+            fingerprint(&a, 4003, "zeek", f),
+            fingerprint(&b, 4003, "zeek", f)
+        );
+        assert_ne!(
+            fingerprint(&a, 4003, "zeek", f),
+            fingerprint(&c, 4003, "zeek", f)
+        );
+        assert_ne!(
+            fingerprint(&a, 4003, "zeek", f),
+            fingerprint(&a, 4003, "suricata", f)
+        );
+        assert_ne!(
+            fingerprint(&json!({"a": 1}), 4003, "s", &["a", "b"]),
+            fingerprint(&json!({"b": 1}), 4003, "s", &["a", "b"])
+        );
     }
 
     #[test]
     fn deduper_counts_and_bounds_memory() {
-        let mut d = Deduper::new(&DedupConfig { capacity: 2, ..Default::default() }).unwrap();
+        let mut d = Deduper::new(&DedupConfig {
+            capacity: 2,
+            ..Default::default()
+        })
+        .unwrap();
         let ev = |ip: &str, t: i64| json!({"src_endpoint": {"ip": ip}, "query": {"hostname": "h"}, "time": t});
-        assert!(matches!(d.check(&ev("1.1.1.1", 0), 4003, "s"), Verdict::First(_)));
-        assert!(matches!(d.check(&ev("1.1.1.1", 10), 4003, "s"), Verdict::Repeat { count: 2, .. }));
-        assert!(matches!(d.check(&json!({"src_endpoint": {"ip": "1.1.1.1"}, "query": {"hostname": "h"}}), 4003, "s"), Verdict::Repeat { count: 3, .. }), "no time: watermark");
-        let Verdict::First(info) = d.check(&ev("1.1.1.1", W + 5), 4003, "s") else { panic!() };
-        assert_eq!((info.count, info.folded_since_previous, info.first_seen), (4, 2, 0));
+        assert!(matches!(
+            d.check(&ev("1.1.1.1", 0), 4003, "s"),
+            Verdict::First(_)
+        ));
+        assert!(matches!(
+            d.check(&ev("1.1.1.1", 10), 4003, "s"),
+            Verdict::Repeat { count: 2, .. }
+        ));
+        assert!(
+            matches!(
+                d.check(
+                    &json!({"src_endpoint": {"ip": "1.1.1.1"}, "query": {"hostname": "h"}}),
+                    4003,
+                    "s"
+                ),
+                Verdict::Repeat { count: 3, .. }
+            ),
+            "no time: watermark"
+        );
+        let Verdict::First(info) = d.check(&ev("1.1.1.1", W + 5), 4003, "s") else {
+            panic!()
+        };
+        assert_eq!(
+            (info.count, info.folded_since_previous, info.first_seen),
+            (4, 2, 0)
+        );
         d.check(&ev("2.2.2.2", 0), 4003, "s");
         d.check(&ev("3.3.3.3", 0), 4003, "s");
         assert_eq!(d.len(), 2);
-        assert!(matches!(d.check(&ev("1.1.1.1", W + 6), 4003, "s"), Verdict::First(_)), "evicted, so new again");
+        assert!(
+            matches!(d.check(&ev("1.1.1.1", W + 6), 4003, "s"), Verdict::First(_)),
+            "evicted, so new again"
+        );
     }
 }

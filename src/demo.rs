@@ -65,13 +65,27 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let mut topics: Vec<String> = messages.iter().map(|(t, _)| t.clone()).collect();
     topics.sort();
     topics.dedup();
-    for t in topics.iter().map(String::as_str).chain([OUTPUT_TOPIC, DLQ_TOPIC]) {
-        cluster.create_topic(t, 3, 1).with_context(|| format!("creating topic {t}"))?;
+    for t in topics
+        .iter()
+        .map(String::as_str)
+        .chain([OUTPUT_TOPIC, DLQ_TOPIC])
+    {
+        cluster
+            .create_topic(t, 3, 1)
+            .with_context(|| format!("creating topic {t}"))?;
     }
-    eprintln!("demo: in-process Kafka at {brokers}; producing {} example records to {} raw topics", messages.len(), topics.len());
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
+    eprintln!(
+        "demo: in-process Kafka at {brokers}; producing {} example records to {} raw topics",
+        messages.len(),
+        topics.len()
+    );
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()?;
     for (topic, bytes) in &messages {
-        producer.send(BaseRecord::<(), [u8]>::to(topic).payload(bytes.as_slice())).map_err(|(e, _)| e)?;
+        producer
+            .send(BaseRecord::<(), [u8]>::to(topic).payload(bytes.as_slice()))
+            .map_err(|(e, _)| e)?;
     }
     producer.flush(Duration::from_secs(30))?;
 
@@ -100,7 +114,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let done = async move {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let consumed: u64 = topics.iter().map(|t| m.input_messages.with_label_values(&[t.as_str()]).get()).sum();
+            let consumed: u64 = topics
+                .iter()
+                .map(|t| m.input_messages.with_label_values(&[t.as_str()]).get())
+                .sum();
             if (consumed >= expected && m.in_flight.get() == 0) || Instant::now() > deadline {
                 // One more commit interval so the last offsets are committed before the drain.
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -116,31 +133,55 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let mut summary = Summary::default();
     let full = args.full;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let stats = rt.block_on(crate::worker::run_with(&cfg, metrics.clone(), shutdown, |o| {
-        summary.add(o);
-        match o {
-            Outcome::Bundle { json, report, .. } if full => println!("{json}"),
-            Outcome::Bundle { json, report, .. } => {
-                let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-                let title = ["finding_info.title", "api.operation", "query.hostname", "process.cmd_line", "user.name", "dst_endpoint.ip"]
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let stats = rt.block_on(crate::worker::run_with(
+        &cfg,
+        metrics.clone(),
+        shutdown,
+        |o| {
+            summary.add(o);
+            match o {
+                Outcome::Bundle { json, report, .. } if full => println!("{json}"),
+                Outcome::Bundle { json, report, .. } => {
+                    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+                    let title = [
+                        "finding_info.title",
+                        "api.operation",
+                        "query.hostname",
+                        "process.cmd_line",
+                        "user.name",
+                        "dst_endpoint.ip",
+                    ]
                     .iter()
                     .find_map(|p| crate::path::get_str(&v["alert"], p))
                     .unwrap_or_default();
-                let title: String = title.chars().take(60).collect();
-                println!(
-                    "{:<14} {:<22} score {:>3}  {:<60} {}",
-                    report.source,
-                    crate::ocsf::class_name(report.class_uid),
-                    report.score,
-                    title,
-                    v["tags"].as_array().map(|t| t.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default()
-                );
+                    let title: String = title.chars().take(60).collect();
+                    println!(
+                        "{:<14} {:<22} score {:>3}  {:<60} {}",
+                        report.source,
+                        crate::ocsf::class_name(report.class_uid),
+                        report.score,
+                        title,
+                        v["tags"]
+                            .as_array()
+                            .map(|t| t
+                                .iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" "))
+                            .unwrap_or_default()
+                    );
+                }
+                Outcome::DeadLetter(d) => {
+                    println!("{:<14} dead letter: {} ({})", "-", d.reason, d.message)
+                }
+                Outcome::Duplicate { .. } => {}
             }
-            Outcome::DeadLetter(d) => println!("{:<14} dead letter: {} ({})", "-", d.reason, d.message),
-            Outcome::Duplicate { .. } => {}
-        }
-    }))?;
+        },
+    ))?;
 
     // Read the output topics back: what the agents would see.
     let reader: BaseConsumer = ClientConfig::new()
@@ -164,9 +205,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     );
     // Every message consumed; every bundle and dead letter on its topic; an envelope's records
     // each count once in records = bundles + duplicates + dead letters.
-    if stats.messages != expected || counted as u64 != total.bundles + total.dead_letters || total.records < expected {
+    if stats.messages != expected
+        || counted as u64 != total.bundles + total.dead_letters
+        || total.records < expected
+    {
         anyhow::bail!("not every example record was accounted for");
     }
-    eprintln!("demo: every record accounted for. Metrics were served at http://{}/metrics", args.metrics_listen);
+    eprintln!(
+        "demo: every record accounted for. Metrics were served at http://{}/metrics",
+        args.metrics_listen
+    );
     Ok(())
 }

@@ -30,8 +30,28 @@ pub struct Generator {
     pub duplicate_rate: f64,
 }
 
-const USERS: [&str; 12] = ["jdoe", "asmith", "rlee", "mgarcia", "dbrown", "lchen", "ejohnson", "fschmidt", "ctaylor", "svc-backup", "adm-asmith", "administrator"];
-const DOMAINS: [&str; 6] = ["cdn-update.example.net", "login.example.com", "intranet.corp.example.com", "api.example.org", "files.example.net", "a1b2c3d4e5.example.xyz"];
+const USERS: [&str; 12] = [
+    "jdoe",
+    "asmith",
+    "rlee",
+    "mgarcia",
+    "dbrown",
+    "lchen",
+    "ejohnson",
+    "fschmidt",
+    "ctaylor",
+    "svc-backup",
+    "adm-asmith",
+    "administrator",
+];
+const DOMAINS: [&str; 6] = [
+    "cdn-update.example.net",
+    "login.example.com",
+    "intranet.corp.example.com",
+    "api.example.org",
+    "files.example.net",
+    "a1b2c3d4e5.example.xyz",
+];
 const PROCS: [&str; 8] = [
     r"C:\Windows\System32\svchost.exe",
     r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
@@ -49,16 +69,46 @@ const UAS: [&str; 4] = [
     "Mozilla/5.0 (Windows NT 10.0; Microsoft Windows 10.0.19045; en-US) WindowsPowerShell/5.1.19041.3803",
 ];
 const SIGS: [(u32, &str, &str, u8); 5] = [
-    (2001219, "ET SCAN Potential SSH Scan", "Attempted Information Leak", 2),
-    (2035465, "ET MALWARE Cobalt Strike Beacon Observed", "A Network Trojan was detected", 1),
-    (2024897, "ET POLICY curl User-Agent Outbound", "Attempted Information Leak", 3),
-    (2010937, "ET POLICY Suspicious inbound to mySQL port 3306", "Potentially Bad Traffic", 2),
-    (2034647, "ET EXPLOIT Apache log4j RCE Attempt (CVE-2021-44228)", "Attempted Administrator Privilege Gain", 1),
+    (
+        2001219,
+        "ET SCAN Potential SSH Scan",
+        "Attempted Information Leak",
+        2,
+    ),
+    (
+        2035465,
+        "ET MALWARE Cobalt Strike Beacon Observed",
+        "A Network Trojan was detected",
+        1,
+    ),
+    (
+        2024897,
+        "ET POLICY curl User-Agent Outbound",
+        "Attempted Information Leak",
+        3,
+    ),
+    (
+        2010937,
+        "ET POLICY Suspicious inbound to mySQL port 3306",
+        "Potentially Bad Traffic",
+        2,
+    ),
+    (
+        2034647,
+        "ET EXPLOIT Apache log4j RCE Attempt (CVE-2021-44228)",
+        "Attempted Administrator Privilege Gain",
+        1,
+    ),
 ];
 
 impl Generator {
     pub fn new(seed: u64) -> Generator {
-        Generator { rng: ChaCha8Rng::seed_from_u64(seed), n: 0, recent: Vec::new(), duplicate_rate: 0.2 }
+        Generator {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            n: 0,
+            recent: Vec::new(),
+            duplicate_rate: 0.2,
+        }
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
@@ -68,10 +118,22 @@ impl Generator {
     /// An internal address: mostly in inventory segments, some in an unknown private range.
     fn internal_ip(&mut self) -> String {
         match self.rng.random_range(0..10) {
-            0..=3 => format!("10.20.{}.{}", self.rng.random_range(0..32), self.rng.random_range(2..250)),
-            4..=6 => format!("10.10.{}.{}", self.rng.random_range(0..9), self.rng.random_range(2..250)),
+            0..=3 => format!(
+                "10.20.{}.{}",
+                self.rng.random_range(0..32),
+                self.rng.random_range(2..250)
+            ),
+            4..=6 => format!(
+                "10.10.{}.{}",
+                self.rng.random_range(0..9),
+                self.rng.random_range(2..250)
+            ),
             7 => format!("10.30.5.{}", self.rng.random_range(2..60)),
-            8 => format!("172.16.{}.{}", self.rng.random_range(0..255), self.rng.random_range(2..250)),
+            8 => format!(
+                "172.16.{}.{}",
+                self.rng.random_range(0..255),
+                self.rng.random_range(2..250)
+            ),
             _ => format!("2001:db8:20::{:x}", self.rng.random_range(1..0xffff)),
         }
     }
@@ -83,7 +145,12 @@ impl Generator {
             if matches!(a, 10 | 100 | 127 | 169 | 172 | 192 | 198 | 203) {
                 continue;
             }
-            return format!("{a}.{}.{}.{}", self.rng.random::<u8>(), self.rng.random::<u8>(), self.rng.random_range(1..255));
+            return format!(
+                "{a}.{}.{}.{}",
+                self.rng.random::<u8>(),
+                self.rng.random::<u8>(),
+                self.rng.random_range(1..255)
+            );
         }
     }
 
@@ -97,7 +164,11 @@ impl Generator {
 
     /// A user as logs spell them.
     fn user(&mut self) -> (String, String) {
-        let u = if self.rng.random_bool(0.9) { self.pick(&USERS).to_string() } else { format!("tmp-user{}", self.rng.random_range(0..500)) };
+        let u = if self.rng.random_bool(0.9) {
+            self.pick(&USERS).to_string()
+        } else {
+            format!("tmp-user{}", self.rng.random_range(0..500))
+        };
         let spelled = match self.rng.random_range(0..4) {
             0 => format!("CORP\\\\{u}"),
             1 => format!("{u}@corp.example.com"),
@@ -174,7 +245,10 @@ impl Generator {
             self.rng.random_range(3..400),
             self.rng.random_range(200..600_000),
         );
-        Generated { source: "zeek", line }
+        Generated {
+            source: "zeek",
+            line,
+        }
     }
 
     fn suricata_dns(&mut self, t: i64) -> Generated {
@@ -189,7 +263,10 @@ impl Generator {
             self.hex(27),
             self.rng.random_range(1..65535),
         );
-        Generated { source: "suricata", line }
+        Generated {
+            source: "suricata",
+            line,
+        }
     }
 
     fn suricata_flow(&mut self, t: i64) -> Generated {
@@ -209,7 +286,10 @@ impl Generator {
             self.rng.random_range(1..600),
             self.hex(27),
         );
-        Generated { source: "suricata", line }
+        Generated {
+            source: "suricata",
+            line,
+        }
     }
 
     fn suricata_http(&mut self, t: i64) -> Generated {
@@ -228,7 +308,10 @@ impl Generator {
             [200, 200, 200, 301, 404, 500][self.rng.random_range(0..6)],
             self.rng.random_range(10..90_000),
         );
-        Generated { source: "suricata", line }
+        Generated {
+            source: "suricata",
+            line,
+        }
     }
 
     fn suricata_alert(&mut self, t: i64) -> Generated {
@@ -242,7 +325,10 @@ impl Generator {
             [80, 443, 8080, 22, 3306][self.rng.random_range(0..5)],
             self.iso(t - 500),
         );
-        Generated { source: "suricata", line }
+        Generated {
+            source: "suricata",
+            line,
+        }
     }
 
     fn windows_logon(&mut self, t: i64) -> Generated {
@@ -250,21 +336,36 @@ impl Generator {
         let host = self.host();
         let ip = self.any_ip();
         let failed = self.rng.random_bool(0.15);
-        let (id, kw, status) = if failed { (4625, "AUDIT_FAILURE", r#","Status":"0xc000006d","SubStatus":"0xc000006a","FailureReason":"%%2313""#) } else { (4624, "AUDIT_SUCCESS", "") };
+        let (id, kw, status) = if failed {
+            (
+                4625,
+                "AUDIT_FAILURE",
+                r#","Status":"0xc000006d","SubStatus":"0xc000006a","FailureReason":"%%2313""#,
+            )
+        } else {
+            (4624, "AUDIT_SUCCESS", "")
+        };
         let lt = [2, 3, 3, 3, 10, 5][self.rng.random_range(0..6)];
         let rid = self.rng.random_range(1100..1200);
         let line = format!(
             r#"{{"EventTime":"{}","Hostname":"{host}.corp.example.com","Keywords":-9214364837600034816,"EventType":"{kw}","SeverityValue":2,"Severity":"INFO","EventID":{id},"SourceName":"Microsoft-Windows-Security-Auditing","ProviderGuid":"{{54849625-5478-4994-A5BA-3E3B0328C30D}}","Version":2,"Task":12544,"OpcodeValue":0,"RecordNumber":{},"ProcessID":{},"ThreadID":{},"Channel":"Security","Message":"An account was logged on.\r\n\r\nSubject:\r\n\tSecurity ID:\t\tS-1-5-18\r\n\tAccount Name:\t\t{host}$\r\n\tAccount Domain:\t\tCORP\r\n\tLogon ID:\t\t0x3E7\r\n\r\nLogon Information:\r\n\tLogon Type:\t\t{lt}\r\n\tRestricted Admin Mode:\t-\r\n\tVirtual Account:\t\tNo\r\n\tElevated Token:\t\tYes","SubjectUserSid":"S-1-5-18","SubjectUserName":"{host}$","SubjectDomainName":"CORP","SubjectLogonId":"0x3e7","TargetUserSid":"S-1-5-21-1111111111-2222222222-3333333333-{rid}","TargetUserName":"{user}","TargetDomainName":"CORP","TargetLogonId":"0x{}","LogonType":"{lt}","LogonProcessName":"NtLmSsp ","AuthenticationPackageName":"NTLM","WorkstationName":"{}","LogonGuid":"{{00000000-0000-0000-0000-000000000000}}","TransmittedServices":"-","LmPackageName":"NTLM V2","KeyLength":"128","IpAddress":"{ip}","IpPort":"{}","ImpersonationLevel":"%%1833"{status},"EventReceivedTime":"{}","SourceModuleName":"eventlog","SourceModuleType":"im_msvistalog"}}"#,
-            crate::timeparse::ms_to_rfc3339(t).replace('T', " ").trim_end_matches('Z'),
+            crate::timeparse::ms_to_rfc3339(t)
+                .replace('T', " ")
+                .trim_end_matches('Z'),
             self.rng.random_range(100_000..900_000),
             self.rng.random_range(500..900),
             self.rng.random_range(1000..9000),
             self.hex(6),
             self.host(),
             self.rng.random_range(1024..65535),
-            crate::timeparse::ms_to_rfc3339(t + 900).replace('T', " ").trim_end_matches('Z'),
+            crate::timeparse::ms_to_rfc3339(t + 900)
+                .replace('T', " ")
+                .trim_end_matches('Z'),
         );
-        Generated { source: "windows_security", line }
+        Generated {
+            source: "windows_security",
+            line,
+        }
     }
 
     fn windows_process(&mut self, t: i64) -> Generated {
@@ -274,7 +375,9 @@ impl Generator {
         let parent = self.pick(&PROCS).replace('\\', "\\\\");
         let line = format!(
             r#"{{"EventTime":"{}","Hostname":"{host}.corp.example.com","EventID":4688,"SourceName":"Microsoft-Windows-Security-Auditing","Channel":"Security","RecordNumber":{},"SubjectUserSid":"S-1-5-21-1111111111-2222222222-3333333333-{}","SubjectUserName":"{user}","SubjectDomainName":"CORP","SubjectLogonId":"0x{}","NewProcessId":"0x{:x}","NewProcessName":"{proc_}","TokenElevationType":"%%1938","ProcessId":"0x{:x}","CommandLine":"\"{proc_}\" -NoProfile -ExecutionPolicy Bypass -File C:\\Users\\{user}\\AppData\\Local\\Temp\\{}.ps1","ParentProcessName":"{parent}","MandatoryLabel":"S-1-16-8192","Message":"A new process has been created.\r\n\r\nCreator Subject:\r\n\tAccount Name:\t\t{user}\r\n\tAccount Domain:\t\tCORP"}}"#,
-            crate::timeparse::ms_to_rfc3339(t).replace('T', " ").trim_end_matches('Z'),
+            crate::timeparse::ms_to_rfc3339(t)
+                .replace('T', " ")
+                .trim_end_matches('Z'),
             self.rng.random_range(100_000..900_000),
             self.rng.random_range(1100..1200),
             self.hex(6),
@@ -282,7 +385,10 @@ impl Generator {
             self.rng.random_range(1000..60_000),
             self.hex(8),
         );
-        Generated { source: "windows_security", line }
+        Generated {
+            source: "windows_security",
+            line,
+        }
     }
 
     fn sysmon_process(&mut self, t: i64) -> Generated {
@@ -292,9 +398,13 @@ impl Generator {
         let parent = self.pick(&PROCS).replace('\\', "\\\\");
         let line = format!(
             r#"{{"EventTime":"{}","Hostname":"{host}.corp.example.com","EventID":1,"SourceName":"Microsoft-Windows-Sysmon","Channel":"Microsoft-Windows-Sysmon/Operational","RecordNumber":{},"UtcTime":"{}","ProcessGuid":"{{8715b604-{}-{}-0000-000000000400}}","ProcessId":"{}","Image":"{image}","FileVersion":"10.0.19041.1","Description":"Windows Command Processor","Product":"Microsoft® Windows® Operating System","Company":"Microsoft Corporation","OriginalFileName":"Cmd.Exe","CommandLine":"\"{image}\" /c whoami /all","CurrentDirectory":"C:\\Users\\{user}\\","User":"CORP\\{user}","LogonGuid":"{{8715b604-2975-5f2a-0000-00200a{}}}","LogonId":"0x{}","TerminalSessionId":"1","IntegrityLevel":"Medium","Hashes":"SHA1={},MD5={},SHA256={},IMPHASH={}","ParentProcessGuid":"{{8715b604-0dea-5f2a-0e00-000000000400}}","ParentProcessId":"{}","ParentImage":"{parent}","ParentCommandLine":"\"{parent}\""}}"#,
-            crate::timeparse::ms_to_rfc3339(t).replace('T', " ").trim_end_matches('Z'),
+            crate::timeparse::ms_to_rfc3339(t)
+                .replace('T', " ")
+                .trim_end_matches('Z'),
             self.rng.random_range(100_000..900_000),
-            crate::timeparse::ms_to_rfc3339(t).replace('T', " ").trim_end_matches('Z'),
+            crate::timeparse::ms_to_rfc3339(t)
+                .replace('T', " ")
+                .trim_end_matches('Z'),
             self.hex(4),
             self.hex(4),
             self.rng.random_range(1000..60_000),
@@ -306,7 +416,10 @@ impl Generator {
             self.hex(32),
             self.rng.random_range(1000..60_000),
         );
-        Generated { source: "sysmon", line }
+        Generated {
+            source: "sysmon",
+            line,
+        }
     }
 
     fn okta(&mut self, t: i64) -> Generated {
@@ -320,7 +433,11 @@ impl Generator {
             UAS[0],
             self.hex(24),
             if ok { "SUCCESS" } else { "FAILURE" },
-            if ok { "null".to_string() } else { "\"INVALID_CREDENTIALS\"".to_string() },
+            if ok {
+                "null".to_string()
+            } else {
+                "\"INVALID_CREDENTIALS\"".to_string()
+            },
             self.iso(t),
             self.hex(24),
             self.hex(8),
@@ -328,13 +445,22 @@ impl Generator {
             self.hex(4),
             self.hex(12),
         );
-        Generated { source: "okta", line }
+        Generated {
+            source: "okta",
+            line,
+        }
     }
 
     fn cloudtrail(&mut self, t: i64) -> Generated {
         let (u, _) = self.user();
         let ip = self.public_ip();
-        let (src, name) = [("s3.amazonaws.com", "GetObject"), ("ec2.amazonaws.com", "DescribeInstances"), ("iam.amazonaws.com", "CreateAccessKey"), ("sts.amazonaws.com", "AssumeRole"), ("s3.amazonaws.com", "PutBucketPolicy")][self.rng.random_range(0..5)];
+        let (src, name) = [
+            ("s3.amazonaws.com", "GetObject"),
+            ("ec2.amazonaws.com", "DescribeInstances"),
+            ("iam.amazonaws.com", "CreateAccessKey"),
+            ("sts.amazonaws.com", "AssumeRole"),
+            ("s3.amazonaws.com", "PutBucketPolicy"),
+        ][self.rng.random_range(0..5)];
         let line = format!(
             r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","principalId":"AIDA{}","arn":"arn:aws:iam::111122223333:user/{u}","accountId":"111122223333","accessKeyId":"AKIA{}","userName":"{u}","sessionContext":{{"attributes":{{"creationDate":"{}","mfaAuthenticated":"true"}}}}}},"eventTime":"{}","eventSource":"{src}","eventName":"{name}","awsRegion":"eu-central-1","sourceIPAddress":"{ip}","userAgent":"aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0 exe/x86_64.ubuntu.22","requestParameters":{{"bucketName":"examplecorp-data","key":"reports/2026/{}.csv"}},"responseElements":null,"requestID":"{}","eventID":"{}-{}-{}","readOnly":true,"eventType":"AwsApiCall","managementEvent":false,"recipientAccountId":"111122223333","eventCategory":"Data","tlsDetails":{{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256","clientProvidedHostHeader":"{src}"}}}}"#,
             self.hex(16).to_uppercase(),
@@ -347,7 +473,10 @@ impl Generator {
             self.hex(4),
             self.hex(12),
         );
-        Generated { source: "cloudtrail", line }
+        Generated {
+            source: "cloudtrail",
+            line,
+        }
     }
 
     fn cef(&mut self, t: i64) -> Generated {
@@ -362,12 +491,17 @@ impl Generator {
             self.rng.random_range(10..500),
             self.rng.random_range(10..500),
         );
-        Generated { source: "cef", line }
+        Generated {
+            source: "cef",
+            line,
+        }
     }
 
     fn pan_traffic(&mut self, t: i64) -> Generated {
         let (src, dst) = (self.internal_ip(), self.public_ip());
-        let ts = crate::timeparse::ms_to_rfc3339(t).replace('-', "/").replace('T', " ");
+        let ts = crate::timeparse::ms_to_rfc3339(t)
+            .replace('-', "/")
+            .replace('T', " ");
         let ts = &ts[..19];
         let line = format!(
             "1,{ts},013201001234,TRAFFIC,end,2817,{ts},{src},{dst},203.0.113.1,{dst},Allow-Web-Out,corp\\jdoe,,ssl,vsys1,trust,untrust,ethernet1/2,ethernet1/1,Log-Forwarding,{ts},{},1,{},443,{},443,0x40001c,tcp,allow,{},{},{},{},{ts},{},computer-and-internet-info,,{},0x0,10.0.0.0-10.255.255.255,United States,,{},{},tcp-fin,0,0,0,0,,pa-fw01,from-policy,,,0,,0,,N/A,0,0,0,0,b1f8b0c2-1a11-4a0b-9e1f-3c1d2e4f5a6b,0,0,,,,,,,,",
@@ -383,7 +517,10 @@ impl Generator {
             self.rng.random_range(2..100),
             self.rng.random_range(2..100),
         );
-        Generated { source: "pan", line }
+        Generated {
+            source: "pan",
+            line,
+        }
     }
 
     fn crowdstrike(&mut self, t: i64) -> Generated {
@@ -408,7 +545,10 @@ impl Generator {
             self.hex(32),
             self.hex(64),
         );
-        Generated { source: "crowdstrike", line }
+        Generated {
+            source: "crowdstrike",
+            line,
+        }
     }
 
     fn entra_signin(&mut self, t: i64) -> Generated {
@@ -426,7 +566,10 @@ impl Generator {
             self.hex(32),
             UAS[0],
         );
-        Generated { source: "entra_id", line }
+        Generated {
+            source: "entra_id",
+            line,
+        }
     }
 
     fn gcp(&mut self, t: i64) -> Generated {
@@ -440,7 +583,10 @@ impl Generator {
             self.iso(t),
             self.iso(t + 200),
         );
-        Generated { source: "gcp_audit", line }
+        Generated {
+            source: "gcp_audit",
+            line,
+        }
     }
 
     fn github(&mut self, t: i64) -> Generated {
@@ -451,7 +597,10 @@ impl Generator {
             self.hex(22),
             self.rng.random_range(100_000..999_999),
         );
-        Generated { source: "github_audit", line }
+        Generated {
+            source: "github_audit",
+            line,
+        }
     }
 
     fn leef(&mut self, t: i64) -> Generated {
@@ -461,7 +610,10 @@ impl Generator {
             "LEEF:1.0|Example Security|VaultGuard|12.6|Suspicious Activity|cat=Privileged Session\tsev={}\tdevTime={t}\tsrc={src}\tdst={dst}\tusrName={u}\teventName=Unmanaged privileged access\tidentHostName=pam01.corp.example.com",
             self.rng.random_range(1..10),
         );
-        Generated { source: "leef", line }
+        Generated {
+            source: "leef",
+            line,
+        }
     }
 }
 
@@ -526,9 +678,29 @@ mod tests {
         assert_eq!(dead, 0);
         assert_eq!(base, 0, "every generated record maps to a class");
         let dup_share = dups as f64 / records.len() as f64;
-        assert!((0.15..0.30).contains(&dup_share), "duplicate share {dup_share}");
-        for s in ["zeek", "suricata", "windows_security", "sysmon", "okta", "cloudtrail", "cef", "pan", "crowdstrike", "entra_id", "gcp_audit", "github_audit", "leef"] {
-            assert!(by_source.get(s).copied().unwrap_or(0) > 0, "no {s} bundle: {by_source:?}");
+        assert!(
+            (0.15..0.30).contains(&dup_share),
+            "duplicate share {dup_share}"
+        );
+        for s in [
+            "zeek",
+            "suricata",
+            "windows_security",
+            "sysmon",
+            "okta",
+            "cloudtrail",
+            "cef",
+            "pan",
+            "crowdstrike",
+            "entra_id",
+            "gcp_audit",
+            "github_audit",
+            "leef",
+        ] {
+            assert!(
+                by_source.get(s).copied().unwrap_or(0) > 0,
+                "no {s} bundle: {by_source:?}"
+            );
         }
     }
 }

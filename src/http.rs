@@ -6,11 +6,19 @@ use axum::{extract::State, http::StatusCode, routing::get, Router};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-async fn metrics(State(s): State<Arc<Shared>>) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+async fn metrics(
+    State(s): State<Arc<Shared>>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     // Readiness as metrics too, so alerts can see a member that is up but idle or stuck.
     s.metrics.ready.set(s.ready() as i64);
-    s.metrics.assigned_partitions.set(s.assigned.load(std::sync::atomic::Ordering::SeqCst) as i64);
-    (StatusCode::OK, [("content-type", "text/plain; version=0.0.4; charset=utf-8")], s.metrics.encode())
+    s.metrics
+        .assigned_partitions
+        .set(s.assigned.load(std::sync::atomic::Ordering::SeqCst) as i64);
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        s.metrics.encode(),
+    )
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> (StatusCode, &'static str) {

@@ -6,7 +6,8 @@
 
 use crate::pipeline::Outcome;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -34,27 +35,45 @@ pub struct Metrics {
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help).namespace("alertctx"), labels).expect("metric definition");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    let c = IntCounterVec::new(Opts::new(name, help).namespace("alertctx"), labels)
+        .expect("metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help).namespace("alertctx"), labels).expect("metric definition");
-    r.register(Box::new(g.clone())).expect("metric registered once");
+    let g = IntGaugeVec::new(Opts::new(name, help).namespace("alertctx"), labels)
+        .expect("metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
     g
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::with_opts(Opts::new(name, help).namespace("alertctx")).expect("metric definition");
-    r.register(Box::new(g.clone())).expect("metric registered once");
+    let g = IntGauge::with_opts(Opts::new(name, help).namespace("alertctx"))
+        .expect("metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
     g
 }
 
-fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).namespace("alertctx").buckets(buckets), labels)
-        .expect("metric definition");
-    r.register(Box::new(h.clone())).expect("metric registered once");
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help)
+            .namespace("alertctx")
+            .buckets(buckets),
+        labels,
+    )
+    .expect("metric definition");
+    r.register(Box::new(h.clone()))
+        .expect("metric registered once");
     h
 }
 
@@ -97,32 +116,59 @@ impl Metrics {
         match o {
             Outcome::Bundle { report, .. } => {
                 let class = report.class_uid.to_string();
-                self.records.with_label_values(&[report.source.as_str(), &class]).inc();
-                self.bundles.with_label_values(&[report.source.as_str(), &class]).inc();
-                self.quality_score.with_label_values(&[&report.source]).observe(report.score as f64);
+                self.records
+                    .with_label_values(&[report.source.as_str(), &class])
+                    .inc();
+                self.bundles
+                    .with_label_values(&[report.source.as_str(), &class])
+                    .inc();
+                self.quality_score
+                    .with_label_values(&[&report.source])
+                    .observe(report.score as f64);
                 for g in &report.gaps {
-                    self.gaps.with_label_values(&[report.source.as_str(), g]).inc();
+                    self.gaps
+                        .with_label_values(&[report.source.as_str(), g])
+                        .inc();
                 }
                 for k in &report.safety_findings {
-                    self.safety_findings.with_label_values(&[report.source.as_str(), k]).inc();
+                    self.safety_findings
+                        .with_label_values(&[report.source.as_str(), k])
+                        .inc();
                 }
                 for f in &report.fill {
-                    let labels = [report.source.as_str(), class.as_str(), f.attribute, f.requirement];
+                    let labels = [
+                        report.source.as_str(),
+                        class.as_str(),
+                        f.attribute,
+                        f.requirement,
+                    ];
                     self.fields_checked.with_label_values(&labels).inc();
                     if f.present {
                         self.fields_present.with_label_values(&labels).inc();
                     }
                 }
                 for (enricher, hit) in &report.lookups {
-                    self.enrichment_lookups.with_label_values(&[enricher.as_str(), if *hit { "hit" } else { "miss" }]).inc();
+                    self.enrichment_lookups
+                        .with_label_values(&[enricher.as_str(), if *hit { "hit" } else { "miss" }])
+                        .inc();
                 }
-                self.source_last_seen.with_label_values(&[&report.source]).set(now_s);
+                self.source_last_seen
+                    .with_label_values(&[&report.source])
+                    .set(now_s);
             }
-            Outcome::Duplicate { source, class_uid, .. } => {
+            Outcome::Duplicate {
+                source, class_uid, ..
+            } => {
                 let class = class_uid.to_string();
-                self.records.with_label_values(&[source.as_str(), &class]).inc();
-                self.duplicates.with_label_values(&[source.as_str(), &class]).inc();
-                self.source_last_seen.with_label_values(&[source]).set(now_s);
+                self.records
+                    .with_label_values(&[source.as_str(), &class])
+                    .inc();
+                self.duplicates
+                    .with_label_values(&[source.as_str(), &class])
+                    .inc();
+                self.source_last_seen
+                    .with_label_values(&[source])
+                    .set(now_s);
             }
             Outcome::DeadLetter(d) => self.dead_letters.with_label_values(&[d.reason]).inc(),
         }
@@ -131,7 +177,9 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding never fails");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding never fails");
         String::from_utf8(buf).expect("exposition is UTF-8")
     }
 }
@@ -153,16 +201,42 @@ mod tests {
             gaps: vec!["fields_unmapped"],
             time_ms: Some(1),
             lookups: vec![("cmdb".into(), true), ("geo".into(), false)],
-            fill: vec![FieldFill { attribute: "finding_info", requirement: "required", present: true }],
-            safety_findings: vec!["instruction_override", "ascii_smuggling", "instruction_override"],
+            fill: vec![FieldFill {
+                attribute: "finding_info",
+                requirement: "required",
+                present: true,
+            }],
+            safety_findings: vec![
+                "instruction_override",
+                "ascii_smuggling",
+                "instruction_override",
+            ],
         };
-        m.observe(&Outcome::Bundle { json: String::new(), key: String::new(), report }, 1000);
-        m.observe(&Outcome::Duplicate { source: "suricata".into(), class_uid: 2004, fingerprint: "f".into() }, 1000);
+        m.observe(
+            &Outcome::Bundle {
+                json: String::new(),
+                key: String::new(),
+                report,
+            },
+            1000,
+        );
+        m.observe(
+            &Outcome::Duplicate {
+                source: "suricata".into(),
+                class_uid: 2004,
+                fingerprint: "f".into(),
+            },
+            1000,
+        );
         m.observe(
             &Outcome::DeadLetter(DeadLetter {
                 reason: "invalid_json",
                 message: String::new(),
-                origin: Origin::Kafka { topic: "t".into(), partition: 0, offset: 0 },
+                origin: Origin::Kafka {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 0,
+                },
                 index: None,
                 bytes: vec![],
             }),

@@ -50,8 +50,19 @@ fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl DeadLetter {
-    pub fn from_error(origin: Origin, index: Option<usize>, bytes: Vec<u8>, e: &DecodeError) -> DeadLetter {
-        DeadLetter { reason: e.reason.as_str(), message: e.message.clone(), origin, index, bytes }
+    pub fn from_error(
+        origin: Origin,
+        index: Option<usize>,
+        bytes: Vec<u8>,
+        e: &DecodeError,
+    ) -> DeadLetter {
+        DeadLetter {
+            reason: e.reason.as_str(),
+            message: e.message.clone(),
+            origin,
+            index,
+            bytes,
+        }
     }
 }
 
@@ -73,8 +84,16 @@ pub struct Report {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Bundle { json: String, key: String, report: Report },
-    Duplicate { source: String, class_uid: u32, fingerprint: String },
+    Bundle {
+        json: String,
+        key: String,
+        report: Report,
+    },
+    Duplicate {
+        source: String,
+        class_uid: u32,
+        fingerprint: String,
+    },
     DeadLetter(DeadLetter),
 }
 
@@ -122,7 +141,8 @@ impl Pipeline {
             }
         };
         let tag_text = match &cfg.pipeline.tags {
-            Some(p) => std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?,
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?,
             None => crate::tag::EMBEDDED_RULES.to_string(),
         };
         hasher.update(tag_text.as_bytes());
@@ -136,7 +156,11 @@ impl Pipeline {
         };
         let reference = enrichers
             .iter()
-            .map(|e| RefData { name: e.name().to_string(), kind: e.kind().to_string(), version: e.data_version().to_string() })
+            .map(|e| RefData {
+                name: e.name().to_string(),
+                kind: e.kind().to_string(),
+                version: e.data_version().to_string(),
+            })
             .collect();
         Ok(Pipeline {
             normalizer,
@@ -178,9 +202,13 @@ impl Pipeline {
     pub fn process_framed(&mut self, framed: Framed, ctx: RecordContext, out: &mut Vec<Outcome>) {
         match framed {
             Framed::Record(r) => self.process(&r, ctx, out),
-            Framed::Error { origin, bytes, error } => {
-                out.push(Outcome::DeadLetter(DeadLetter::from_error(origin, None, bytes, &error)))
-            }
+            Framed::Error {
+                origin,
+                bytes,
+                error,
+            } => out.push(Outcome::DeadLetter(DeadLetter::from_error(
+                origin, None, bytes, &error,
+            ))),
         }
     }
 
@@ -188,14 +216,24 @@ impl Pipeline {
     pub fn process(&mut self, record: &RawRecord, ctx: RecordContext, out: &mut Vec<Outcome>) {
         let mut buf = std::mem::take(&mut self.buf);
         match decode::decode_record(record, &mut buf, &self.limits) {
-            Err(e) => out.push(Outcome::DeadLetter(DeadLetter::from_error(record.origin.clone(), None, record.bytes.clone(), &e))),
+            Err(e) => out.push(Outcome::DeadLetter(DeadLetter::from_error(
+                record.origin.clone(),
+                None,
+                record.bytes.clone(),
+                &e,
+            ))),
             Ok(value) => {
                 let unwrapped = match record.kind {
                     RecordKind::Json | RecordKind::ZeekBlock => json::unwrap_envelope(value),
                     _ => Ok((vec![value], false)),
                 };
                 match unwrapped {
-                    Err(e) => out.push(Outcome::DeadLetter(DeadLetter::from_error(record.origin.clone(), None, record.bytes.clone(), &e))),
+                    Err(e) => out.push(Outcome::DeadLetter(DeadLetter::from_error(
+                        record.origin.clone(),
+                        None,
+                        record.bytes.clone(),
+                        &e,
+                    ))),
                     Ok((items, envelope)) => {
                         for (i, item) in items.into_iter().enumerate() {
                             let index = envelope.then_some(i);
@@ -208,7 +246,13 @@ impl Pipeline {
         self.buf = buf;
     }
 
-    fn one(&mut self, mut value: Value<'_>, record: &RawRecord, index: Option<usize>, ctx: RecordContext) -> Outcome {
+    fn one(
+        &mut self,
+        mut value: Value<'_>,
+        record: &RawRecord,
+        index: Option<usize>,
+        ctx: RecordContext,
+    ) -> Outcome {
         let format: String = match &record.kind {
             RecordKind::Json => "json".into(),
             RecordKind::Xml => "winxml".into(),
@@ -230,7 +274,13 @@ impl Pipeline {
         let safety = self.sanitizer.sanitize(&mut alert);
 
         let dedup = match self.deduper.check(&alert, class_uid, &source) {
-            Verdict::Repeat { fingerprint, .. } => return Outcome::Duplicate { source, class_uid, fingerprint },
+            Verdict::Repeat { fingerprint, .. } => {
+                return Outcome::Duplicate {
+                    source,
+                    class_uid,
+                    fingerprint,
+                }
+            }
             Verdict::First(info) => info,
         };
 
@@ -247,12 +297,26 @@ impl Pipeline {
         let mut gaps: Vec<Gap> = std::mem::take(&mut mapped.gaps);
         gaps.extend(safety.gaps());
         if mapped.unmapped_leaves > 0 {
-            gaps.push(Gap::new("fields_unmapped", Some("unmapped".into()), Some(mapped.unmapped_leaves.to_string())));
+            gaps.push(Gap::new(
+                "fields_unmapped",
+                Some("unmapped".into()),
+                Some(mapped.unmapped_leaves.to_string()),
+            ));
         }
         let mut fill = Vec::new();
-        self.scorer.check(&alert, class_uid, self.scorer.reference_ms(ctx.broker_ms), &mut gaps, &mut fill);
+        self.scorer.check(
+            &alert,
+            class_uid,
+            self.scorer.reference_ms(ctx.broker_ms),
+            &mut gaps,
+            &mut fill,
+        );
         for m in &enrich.misses {
-            gaps.push(Gap::new(m.code, Some(m.attribute.clone()), Some(m.value.clone())));
+            gaps.push(Gap::new(
+                m.code,
+                Some(m.attribute.clone()),
+                Some(m.value.clone()),
+            ));
         }
         score::sort_gaps(&mut gaps);
         let quality_score = score::score(&gaps);
@@ -283,7 +347,10 @@ impl Pipeline {
             enrichment: &enrich.enrichment,
             tags: tagged.tags.iter().map(String::as_str).collect(),
             dedup: &dedup,
-            quality: Quality { score: quality_score, gaps: &gaps },
+            quality: Quality {
+                score: quality_score,
+                gaps: &gaps,
+            },
             safety: &safety,
             provenance: Provenance {
                 input: &record.origin,
@@ -315,10 +382,18 @@ impl Pipeline {
 
 fn read_dir_sorted(dir: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "toml") {
-            files.push((path.file_name().unwrap_or_default().to_string_lossy().to_string(), std::fs::read_to_string(&path)?));
+            files.push((
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string(),
+                std::fs::read_to_string(&path)?,
+            ));
         }
     }
     files.sort();

@@ -29,7 +29,12 @@ pub struct ProduceArgs {
 pub fn messages(prefix: &str) -> Vec<(String, Vec<u8>)> {
     crate::demo::example_messages()
         .into_iter()
-        .map(|(topic, bytes)| (format!("{prefix}{}", topic.strip_prefix("raw.").unwrap_or(&topic)), bytes))
+        .map(|(topic, bytes)| {
+            (
+                format!("{prefix}{}", topic.strip_prefix("raw.").unwrap_or(&topic)),
+                bytes,
+            )
+        })
         .collect()
 }
 
@@ -48,7 +53,10 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((e, m)) = result {
             self.failed.fetch_add(1, Ordering::SeqCst);
-            self.first_error.lock().expect("error lock").get_or_insert_with(|| format!("{}: {e}", rdkafka::Message::topic(m)));
+            self.first_error
+                .lock()
+                .expect("error lock")
+                .get_or_insert_with(|| format!("{}: {e}", rdkafka::Message::topic(m)));
         }
     }
 }
@@ -61,14 +69,19 @@ pub fn send_once(brokers: &str, prefix: &str) -> anyhow::Result<usize> {
         .set("linger.ms", "5")
         // An unknown topic or an unreachable cluster fails the run instead of hanging.
         .set("message.timeout.ms", "30000")
-    .create_with_context(Deliveries::default())?;
+        .create_with_context(Deliveries::default())?;
     let messages = messages(prefix);
     for (topic, bytes) in &messages {
         let mut rec = BaseRecord::<(), [u8]>::to(topic).payload(bytes.as_slice());
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
                     rec = back;
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -80,19 +93,35 @@ pub fn send_once(brokers: &str, prefix: &str) -> anyhow::Result<usize> {
     let ctx = producer.context();
     let failed = ctx.failed.load(Ordering::SeqCst);
     if failed > 0 {
-        let first = ctx.first_error.lock().expect("error lock").clone().unwrap_or_default();
-        anyhow::bail!("{failed} of {} records were not delivered (first: {first})", messages.len());
+        let first = ctx
+            .first_error
+            .lock()
+            .expect("error lock")
+            .clone()
+            .unwrap_or_default();
+        anyhow::bail!(
+            "{failed} of {} records were not delivered (first: {first})",
+            messages.len()
+        );
     }
     Ok(messages.len())
 }
 
 pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
-    let interval = crate::timeparse::parse_duration_ms(&args.interval)
-        .ok_or_else(|| anyhow::anyhow!("--interval: `{}` is not a duration like 30s", args.interval))?;
-    let topics = messages(&args.topic_prefix).into_iter().map(|(t, _)| t).collect::<std::collections::BTreeSet<_>>();
+    let interval = crate::timeparse::parse_duration_ms(&args.interval).ok_or_else(|| {
+        anyhow::anyhow!("--interval: `{}` is not a duration like 30s", args.interval)
+    })?;
+    let topics = messages(&args.topic_prefix)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect::<std::collections::BTreeSet<_>>();
     for round in 1.. {
         let n = send_once(&args.brokers, &args.topic_prefix)?;
-        eprintln!("produce: round {round}: {n} records to {} topics {}<source>", topics.len(), args.topic_prefix);
+        eprintln!(
+            "produce: round {round}: {n} records to {} topics {}<source>",
+            topics.len(),
+            args.topic_prefix
+        );
         if args.repeat != 0 && round >= args.repeat {
             break;
         }
@@ -122,9 +151,15 @@ mod tests {
         }
         assert_eq!(send_once(&brokers, "test.").unwrap(), expected.len());
 
-        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
         for (t, n) in &per_topic {
-            let on_topic: i64 = (0..2).map(|p| c.fetch_watermarks(t, p, Duration::from_secs(10)).unwrap()).map(|(lo, hi)| hi - lo).sum();
+            let on_topic: i64 = (0..2)
+                .map(|p| c.fetch_watermarks(t, p, Duration::from_secs(10)).unwrap())
+                .map(|(lo, hi)| hi - lo)
+                .sum();
             assert_eq!(on_topic, *n, "{t}");
         }
     }

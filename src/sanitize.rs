@@ -2526,7 +2526,9 @@ mod tests {
     fn gates_never_hide_a_match() {
         let s = s();
         // Read at run time, not embedded: the release build (and the container image) has no tests/.
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile.toml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile.toml"))
+                .unwrap();
         let corpus: toml::Table = toml::from_str(&text).unwrap();
         let mut checked = 0;
         for case in corpus["case"].as_array().unwrap() {

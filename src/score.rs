@@ -23,7 +23,11 @@ pub struct Gap {
 
 impl Gap {
     pub fn new(code: &'static str, field: Option<String>, detail: Option<String>) -> Gap {
-        Gap { code, field, detail }
+        Gap {
+            code,
+            field,
+            detail,
+        }
     }
 }
 
@@ -115,13 +119,17 @@ enum Reference {
 impl Scorer {
     pub fn new(cfg: &QualityConfig) -> anyhow::Result<Scorer> {
         let dur = |s: &str, key: &str| {
-            crate::timeparse::parse_duration_ms(s).ok_or_else(|| anyhow::anyhow!("quality.{key}: `{s}` is not a duration like 10m or 7d"))
+            crate::timeparse::parse_duration_ms(s).ok_or_else(|| {
+                anyhow::anyhow!("quality.{key}: `{s}` is not a duration like 10m or 7d")
+            })
         };
         let reference = match cfg.reference_time.as_str() {
             "wall" => Reference::Wall,
             "none" => Reference::None,
             other => Reference::Fixed(crate::timeparse::parse_str_ms(other).ok_or_else(|| {
-                anyhow::anyhow!("quality.reference_time: `{other}` is not `wall`, `none` or an RFC 3339 time")
+                anyhow::anyhow!(
+                    "quality.reference_time: `{other}` is not `wall`, `none` or an RFC 3339 time"
+                )
             })?),
         };
         Ok(Scorer {
@@ -144,11 +152,22 @@ impl Scorer {
 
     /// Gaps from the class's OCSF requirements and from event time. `fill` receives, for
     /// every required and recommended attribute checked, whether it was present.
-    pub fn check(&self, alert: &Json, class_uid: u32, reference_ms: Option<i64>, gaps: &mut Vec<Gap>, fill: &mut Vec<FieldFill>) {
+    pub fn check(
+        &self,
+        alert: &Json,
+        class_uid: u32,
+        reference_ms: Option<i64>,
+        gaps: &mut Vec<Gap>,
+        fill: &mut Vec<FieldFill>,
+    ) {
         if let Some(class) = ocsf::class(class_uid) {
             for attr in &class.required {
                 let present = crate::path::is_present(alert, attr);
-                fill.push(FieldFill { attribute: attr, requirement: "required", present });
+                fill.push(FieldFill {
+                    attribute: attr,
+                    requirement: "required",
+                    present,
+                });
                 if attr != "time" && !present {
                     gaps.push(Gap::new("required_missing", Some(attr.clone()), None));
                 }
@@ -158,7 +177,11 @@ impl Scorer {
                     continue;
                 }
                 let present = crate::path::is_present(alert, attr);
-                fill.push(FieldFill { attribute: attr, requirement: "recommended", present });
+                fill.push(FieldFill {
+                    attribute: attr,
+                    requirement: "recommended",
+                    present,
+                });
                 if !present {
                     gaps.push(Gap::new("recommended_missing", Some(attr.clone()), None));
                 }
@@ -166,14 +189,24 @@ impl Scorer {
         }
         let already_unparseable = gaps.iter().any(|g| g.code == "time_unparseable");
         match alert.get("time").and_then(Json::as_i64) {
-            None if !already_unparseable => gaps.push(Gap::new("time_missing", Some("time".into()), None)),
+            None if !already_unparseable => {
+                gaps.push(Gap::new("time_missing", Some("time".into()), None))
+            }
             None => {}
             Some(t) => {
                 if let Some(now) = reference_ms {
                     if t > now + self.future_skew_ms {
-                        gaps.push(Gap::new("time_future", Some("time".into()), Some(format!("{} s ahead", (t - now) / 1000))));
+                        gaps.push(Gap::new(
+                            "time_future",
+                            Some("time".into()),
+                            Some(format!("{} s ahead", (t - now) / 1000)),
+                        ));
                     } else if t < now - self.max_age_ms {
-                        gaps.push(Gap::new("time_too_old", Some("time".into()), Some(format!("{} h old", (now - t) / 3_600_000))));
+                        gaps.push(Gap::new(
+                            "time_too_old",
+                            Some("time".into()),
+                            Some(format!("{} h old", (now - t) / 3_600_000)),
+                        ));
                     }
                 }
             }
@@ -194,7 +227,9 @@ pub fn score(gaps: &[Gap]) -> u8 {
 /// Sort gaps into their stable order: by code catalogue position, then field.
 pub fn sort_gaps(gaps: &mut [Gap]) {
     let pos = |c: &str| CODES.iter().position(|i| i.code == c).unwrap_or(usize::MAX);
-    gaps.sort_by(|a, b| (pos(a.code), &a.field, &a.detail).cmp(&(pos(b.code), &b.field, &b.detail)));
+    gaps.sort_by(|a, b| {
+        (pos(a.code), &a.field, &a.detail).cmp(&(pos(b.code), &b.field, &b.detail))
+    });
 }
 
 #[cfg(test)]
@@ -203,7 +238,11 @@ mod tests {
     use serde_json::json;
 
     fn scorer(reference: &str) -> Scorer {
-        Scorer::new(&QualityConfig { reference_time: reference.into(), ..Default::default() }).unwrap()
+        Scorer::new(&QualityConfig {
+            reference_time: reference.into(),
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     #[test]
@@ -211,8 +250,20 @@ mod tests {
         assert_eq!(score(&[]), 100);
         let g = |c| Gap::new(c, None, None);
         assert_eq!(score(&[g("required_missing")]), 85);
-        assert_eq!(score(&vec![g("recommended_missing"); 20]), 84, "capped at 16");
-        assert_eq!(score(&[g("source_unmapped"), g("time_missing"), g("required_missing"), g("required_missing")]), 0);
+        assert_eq!(
+            score(&vec![g("recommended_missing"); 20]),
+            84,
+            "capped at 16"
+        );
+        assert_eq!(
+            score(&[
+                g("source_unmapped"),
+                g("time_missing"),
+                g("required_missing"),
+                g("required_missing")
+            ]),
+            0
+        );
         assert!(CODES.iter().all(|c| c.weight <= c.cap));
     }
 
@@ -224,19 +275,45 @@ mod tests {
         let mut gaps = Vec::new();
         let mut fill = Vec::new();
         s.check(&alert, 3002, Some(now), &mut gaps, &mut fill);
-        assert!(fill.iter().any(|f| f.attribute == "user" && f.requirement == "required" && f.present));
-        assert!(fill.iter().any(|f| f.attribute == "dst_endpoint" && !f.present));
-        assert!(gaps.iter().all(|g| g.code != "required_missing" || g.field.as_deref() != Some("user")));
-        assert!(gaps.iter().any(|g| g.code == "required_missing" && g.field.as_deref() == Some("metadata")));
-        assert!(gaps.iter().any(|g| g.code == "recommended_missing" && g.field.as_deref() == Some("dst_endpoint")));
-        assert!(!gaps.iter().any(|g| g.field.as_deref() == Some("src_endpoint")));
+        assert!(fill
+            .iter()
+            .any(|f| f.attribute == "user" && f.requirement == "required" && f.present));
+        assert!(fill
+            .iter()
+            .any(|f| f.attribute == "dst_endpoint" && !f.present));
+        assert!(gaps
+            .iter()
+            .all(|g| g.code != "required_missing" || g.field.as_deref() != Some("user")));
+        assert!(gaps
+            .iter()
+            .any(|g| g.code == "required_missing" && g.field.as_deref() == Some("metadata")));
+        assert!(
+            gaps.iter()
+                .any(|g| g.code == "recommended_missing"
+                    && g.field.as_deref() == Some("dst_endpoint"))
+        );
+        assert!(!gaps
+            .iter()
+            .any(|g| g.field.as_deref() == Some("src_endpoint")));
         assert!(!gaps.iter().any(|g| g.code.starts_with("time_")));
 
         let mut gaps = Vec::new();
-        s.check(&json!({"time": now + 3_600_000}), 0, Some(now), &mut gaps, &mut Vec::new());
+        s.check(
+            &json!({"time": now + 3_600_000}),
+            0,
+            Some(now),
+            &mut gaps,
+            &mut Vec::new(),
+        );
         assert_eq!(gaps[0].code, "time_future");
         let mut gaps = Vec::new();
-        s.check(&json!({"time": now - 30 * 86_400_000i64}), 0, Some(now), &mut gaps, &mut Vec::new());
+        s.check(
+            &json!({"time": now - 30 * 86_400_000i64}),
+            0,
+            Some(now),
+            &mut gaps,
+            &mut Vec::new(),
+        );
         assert_eq!(gaps[0].code, "time_too_old");
         let mut gaps = Vec::new();
         s.check(&json!({}), 0, Some(now), &mut gaps, &mut Vec::new());
@@ -248,7 +325,15 @@ mod tests {
 
     #[test]
     fn bad_settings_are_errors() {
-        assert!(Scorer::new(&QualityConfig { max_age: "soon".into(), ..Default::default() }).is_err());
-        assert!(Scorer::new(&QualityConfig { reference_time: "yesterday".into(), ..Default::default() }).is_err());
+        assert!(Scorer::new(&QualityConfig {
+            max_age: "soon".into(),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(Scorer::new(&QualityConfig {
+            reference_time: "yesterday".into(),
+            ..Default::default()
+        })
+        .is_err());
     }
 }

@@ -78,15 +78,31 @@ impl Tagger {
                 None => None,
                 Some("asset") => Some("asset"),
                 Some("user") => Some("user"),
-                Some(other) => anyhow::bail!("rule `{}`: entity must be asset or user, not `{other}`", r.id),
+                Some(other) => anyhow::bail!(
+                    "rule `{}`: entity must be asset or user, not `{other}`",
+                    r.id
+                ),
             };
             for t in &r.tags {
                 if !t.contains(':') {
-                    anyhow::bail!("rule `{}`: tag `{t}` has no namespace (write `namespace:value`)", r.id);
+                    anyhow::bail!(
+                        "rule `{}`: tag `{t}` has no namespace (write `namespace:value`)",
+                        r.id
+                    );
                 }
             }
-            let when = r.when.as_ref().map(Cond::compile).transpose().map_err(|e| anyhow::anyhow!("rule `{}`: {e}", r.id))?;
-            rules.push(Rule { id: r.id, tags: r.tags, entity, when });
+            let when = r
+                .when
+                .as_ref()
+                .map(Cond::compile)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("rule `{}`: {e}", r.id))?;
+            rules.push(Rule {
+                id: r.id,
+                tags: r.tags,
+                entity,
+                when,
+            });
         }
         Ok(Tagger { rules })
     }
@@ -108,12 +124,20 @@ impl Tagger {
         let mut out = Tagged::default();
         for rule in &self.rules {
             let views: Vec<View> = match rule.entity {
-                None => vec![View { alert, derived: &derived, entity: None }],
+                None => vec![View {
+                    alert,
+                    derived: &derived,
+                    entity: None,
+                }],
                 Some(kind) => enrich
                     .entities
                     .iter()
                     .filter(|e| e.kind == kind)
-                    .map(|e| View { alert, derived: &derived, entity: Some(e) })
+                    .map(|e| View {
+                        alert,
+                        derived: &derived,
+                        entity: Some(e),
+                    })
                     .collect(),
             };
             for view in views {
@@ -139,10 +163,16 @@ struct Derived {
 
 fn derive_time(alert: &Json) -> Derived {
     use chrono::{Datelike, TimeZone, Timelike};
-    let dt = alert.get("time").and_then(Json::as_i64).and_then(|ms| chrono::Utc.timestamp_millis_opt(ms).single());
+    let dt = alert
+        .get("time")
+        .and_then(Json::as_i64)
+        .and_then(|ms| chrono::Utc.timestamp_millis_opt(ms).single());
     Derived {
         hour: dt.map(|d| d.hour().to_string()),
-        weekday: dt.map(|d| ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][d.weekday().num_days_from_monday() as usize]),
+        weekday: dt.map(|d| {
+            ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                [d.weekday().num_days_from_monday() as usize]
+        }),
     }
 }
 
@@ -168,9 +198,16 @@ impl Doc for View<'_> {
                 return match crate::path::get(&e.context, rest)? {
                     // Lists (asset tags, user groups) read as their items joined by commas.
                     Json::Array(items) => Some(Cow::Owned(
-                        items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string)).collect::<Vec<_>>().join(","),
+                        items
+                            .iter()
+                            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                            .collect::<Vec<_>>()
+                            .join(","),
                     )),
-                    _ => e.context.text(&CPath::new(rest)).map(|c| Cow::Owned(c.into_owned())),
+                    _ => e
+                        .context
+                        .text(&CPath::new(rest))
+                        .map(|c| Cow::Owned(c.into_owned())),
                 };
             }
         }
@@ -238,17 +275,32 @@ when = { all = [{ field = "class_uid", eq = 3002 }, { any = [{ field = "event.ho
         let t = Tagger::from_toml(RULES).unwrap();
         let alert = json!({"class_uid": 1007, "process": {"file": {"name": "PowerShell.EXE"}}});
         let out = t.tag(&alert, &EnrichOutput::default());
-        assert_eq!(out.tags.iter().collect::<Vec<_>>(), vec!["attack:T1059.001"]);
+        assert_eq!(
+            out.tags.iter().collect::<Vec<_>>(),
+            vec!["attack:T1059.001"]
+        );
 
-        let enrich = EnrichOutput { entities: vec![entity("low"), entity("crown_jewel")], ..Default::default() };
+        let enrich = EnrichOutput {
+            entities: vec![entity("low"), entity("crown_jewel")],
+            ..Default::default()
+        };
         let out = t.tag(&json!({"class_uid": 4001}), &enrich);
-        assert_eq!(out.tags.iter().cloned().collect::<Vec<_>>(), vec!["asset:crown_jewel", "asset:payments"]);
+        assert_eq!(
+            out.tags.iter().cloned().collect::<Vec<_>>(),
+            vec!["asset:crown_jewel", "asset:payments"]
+        );
         assert_eq!(out.fired[0].0, "crown-jewel");
 
         // 2024-01-01T02:00:00Z is 02h UTC: off hours.
-        let out = t.tag(&json!({"class_uid": 3002, "time": 1_704_074_400_000i64}), &EnrichOutput::default());
+        let out = t.tag(
+            &json!({"class_uid": 3002, "time": 1_704_074_400_000i64}),
+            &EnrichOutput::default(),
+        );
         assert!(out.tags.contains("time:off_hours"));
-        let out = t.tag(&json!({"class_uid": 3002, "time": 1_704_110_400_000i64}), &EnrichOutput::default());
+        let out = t.tag(
+            &json!({"class_uid": 3002, "time": 1_704_110_400_000i64}),
+            &EnrichOutput::default(),
+        );
         assert!(out.tags.is_empty(), "12h UTC is office hours");
     }
 
@@ -256,7 +308,10 @@ when = { all = [{ field = "class_uid", eq = 3002 }, { any = [{ field = "event.ho
     fn rejects_bad_rules() {
         assert!(Tagger::from_toml("[[rule]]\nid='a'\ntags=['nonamespace']").is_err());
         assert!(Tagger::from_toml("[[rule]]\nid='a'\ntags=['a:b']\nentity='host'").is_err());
-        assert!(Tagger::from_toml("[[rule]]\nid='a'\ntags=['a:b']\n[[rule]]\nid='a'\ntags=['a:c']").is_err());
+        assert!(Tagger::from_toml(
+            "[[rule]]\nid='a'\ntags=['a:b']\n[[rule]]\nid='a'\ntags=['a:c']"
+        )
+        .is_err());
     }
 
     #[test]

@@ -116,7 +116,10 @@ mod tests {
     fn epoch_units_by_magnitude() {
         assert_eq!(epoch_to_ms(1_588_205_199.824_37), Some(1_588_205_199_824));
         assert_eq!(epoch_to_ms(1_588_205_199_824.0), Some(1_588_205_199_824));
-        assert_eq!(epoch_to_ms(1_588_205_199_824_000.0), Some(1_588_205_199_824));
+        assert_eq!(
+            epoch_to_ms(1_588_205_199_824_000.0),
+            Some(1_588_205_199_824)
+        );
         assert_eq!(epoch_to_ms(-1.0), None);
         assert_eq!(ms_to_rfc3339(1_588_205_199_824), "2020-04-30T00:06:39.824Z");
     }

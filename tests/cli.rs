@@ -22,10 +22,23 @@ fn demo_accounts_for_every_example_record() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("every record accounted for"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for source in ["suricata", "windows_security", "okta", "cloudtrail", "cef", "zeek"] {
-        assert!(stdout.lines().any(|l| l.starts_with(source)), "no {source} bundle printed:\n{stdout}");
+    for source in [
+        "suricata",
+        "windows_security",
+        "okta",
+        "cloudtrail",
+        "cef",
+        "zeek",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(source)),
+            "no {source} bundle printed:\n{stdout}"
+        );
     }
-    assert!(stdout.contains("dead letter:"), "the examples hold broken records");
+    assert!(
+        stdout.contains("dead letter:"),
+        "the examples hold broken records"
+    );
 }
 
 #[test]
@@ -37,8 +50,16 @@ fn validate_reports_every_problem_with_its_location() {
         "[kafka]\nbrokers = \"127.0.0.1:9092\"\ngroup_id = \"g\"\ntopics = [\"raw\"]\noutput_topic = \"out\"\ndlq_topic = \"dlq\"\n",
     )
     .unwrap();
-    let res = alertctx().args(["validate", "--config"]).arg(&good).output().unwrap();
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = alertctx()
+        .args(["validate", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(
@@ -46,7 +67,11 @@ fn validate_reports_every_problem_with_its_location() {
         "[[routes]]\ninput = \"raw.x\"\nsource = \"nosuch\"\n[dedup]\nwindow = \"soon\"\n[quality]\nmax_age = \"old\"\n[metrics]\nlisten = \"everywhere\"\n[kafka]\nbrokers = \"\"\ngroup_id = \"g\"\ntopics = [\"raw\"]\noutput_topic = \"raw\"\ndlq_topic = \"dlq\"\ncommit_interval = \"often\"\n[kafka.consumer]\n\"no.such.property\" = \"1\"\n",
     )
     .unwrap();
-    let res = alertctx().args(["validate", "--config"]).arg(&bad).output().unwrap();
+    let res = alertctx()
+        .args(["validate", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     for location in [
@@ -59,14 +84,24 @@ fn validate_reports_every_problem_with_its_location() {
         "[kafka].commit_interval",
         "[kafka].consumer",
     ] {
-        assert!(err.contains(location), "no problem reported at {location}:\n{err}");
+        assert!(
+            err.contains(location),
+            "no problem reported at {location}:\n{err}"
+        );
     }
     assert!(err.lines().count() >= 8, "{err}");
 
     let typo = dir.path().join("typo.toml");
     std::fs::write(&typo, "[kafka]\nbrokerz = \"x\"\n").unwrap();
-    let res = alertctx().args(["validate", "--config"]).arg(&typo).output().unwrap();
+    let res = alertctx()
+        .args(["validate", "--config"])
+        .arg(&typo)
+        .output()
+        .unwrap();
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains("brokerz") && err.contains("line"), "unknown keys are errors with a location: {err}");
+    assert!(
+        err.contains("brokerz") && err.contains("line"),
+        "unknown keys are errors with a location: {err}"
+    );
 }

@@ -9,16 +9,25 @@ use alertctx::score::CODES;
 fn readme_documents_every_gap_code_with_its_weight() {
     let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
     for c in CODES {
-        let row = format!("| `{}` | {} | {} ({}) | {} |", c.code, c.group, c.weight, c.cap, c.meaning);
-        assert!(readme.contains(&row), "README gap table lacks or misstates:\n{row}");
+        let row = format!(
+            "| `{}` | {} | {} ({}) | {} |",
+            c.code, c.group, c.weight, c.cap, c.meaning
+        );
+        assert!(
+            readme.contains(&row),
+            "README gap table lacks or misstates:\n{row}"
+        );
     }
 }
 
 #[test]
 fn schema_gap_codes_are_the_catalogue() {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::repo().join("schemas/bundle.schema.json")).unwrap()).unwrap();
-    let listed: Vec<&str> = schema["$defs"]["quality"]["properties"]["gaps"]["items"]["properties"]["code"]["enum"]
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("schemas/bundle.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let listed: Vec<&str> = schema["$defs"]["quality"]["properties"]["gaps"]["items"]["properties"]
+        ["code"]["enum"]
         .as_array()
         .unwrap()
         .iter()
@@ -32,27 +41,61 @@ fn schema_gap_codes_are_the_catalogue() {
 fn safety_kinds_are_documented_and_in_the_schema() {
     use alertctx::sanitize::{FindingKind, RemovalKind};
     let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::repo().join("schemas/bundle.schema.json")).unwrap()).unwrap();
-    let listed = |v: &serde_json::Value| -> Vec<String> { v.as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect() };
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("schemas/bundle.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let listed = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect()
+    };
     let props = &schema["$defs"]["safety"]["properties"];
-    let removals: Vec<String> = RemovalKind::ALL.iter().map(|k| k.as_str().to_string()).collect();
-    assert_eq!(listed(&props["removals"]["items"]["properties"]["kind"]["enum"]), removals);
-    let findings: Vec<String> = FindingKind::ALL.iter().map(|k| k.as_str().to_string()).collect();
-    assert_eq!(listed(&props["findings"]["items"]["properties"]["kind"]["enum"]), findings);
+    let removals: Vec<String> = RemovalKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_string())
+        .collect();
+    assert_eq!(
+        listed(&props["removals"]["items"]["properties"]["kind"]["enum"]),
+        removals
+    );
+    let findings: Vec<String> = FindingKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_string())
+        .collect();
+    assert_eq!(
+        listed(&props["findings"]["items"]["properties"]["kind"]["enum"]),
+        findings
+    );
     for k in RemovalKind::ALL {
-        assert!(readme.contains(&format!("| `{}` |", k.as_str())), "README lacks removal kind {}", k.as_str());
+        assert!(
+            readme.contains(&format!("| `{}` |", k.as_str())),
+            "README lacks removal kind {}",
+            k.as_str()
+        );
     }
     for k in FindingKind::ALL {
-        assert!(readme.contains(&format!("| `{}` | `{}` |", k.as_str(), k.tag())), "README lacks finding kind {} with its tag", k.as_str());
+        assert!(
+            readme.contains(&format!("| `{}` | `{}` |", k.as_str(), k.tag())),
+            "README lacks finding kind {} with its tag",
+            k.as_str()
+        );
     }
-    assert!(readme.contains("| `alertctx_safety_findings_total` |"), "README lacks the safety metric");
+    assert!(
+        readme.contains("| `alertctx_safety_findings_total` |"),
+        "README lacks the safety metric"
+    );
 }
 
 #[test]
 fn readme_documents_every_dead_letter_reason() {
     let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
     for r in alertctx::decode::Reason::ALL {
-        assert!(readme.contains(&format!("`{}`", r.as_str())), "README lacks dead-letter reason {r}");
+        assert!(
+            readme.contains(&format!("`{}`", r.as_str())),
+            "README lacks dead-letter reason {r}"
+        );
     }
 }

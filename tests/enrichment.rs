@@ -15,7 +15,12 @@ fn pipeline_with_geo(dir: &std::path::Path) -> Pipeline {
     std::fs::create_dir_all(defs.join("data")).unwrap();
     mmdb::write_test_city_db(&defs.join("data/city.mmdb")).unwrap();
     mmdb::write_test_asn_db(&defs.join("data/asn.mmdb")).unwrap();
-    for f in ["assets.toml", "users.toml", "data/assets.csv", "data/users.csv"] {
+    for f in [
+        "assets.toml",
+        "users.toml",
+        "data/assets.csv",
+        "data/users.csv",
+    ] {
         std::fs::copy(repo().join("enrichers").join(f), defs.join(f)).unwrap();
     }
     std::fs::write(
@@ -55,18 +60,45 @@ fn assets_users_geo_and_tags_reach_the_bundle() {
 
     // 1. Geo and ASN on the public source; the payment database by exact IP; tags from both.
     let b = &out[0];
-    let geo = b["enrichment"].as_array().unwrap().iter().find(|e| e["attribute"] == "src_endpoint.ip").unwrap();
+    let geo = b["enrichment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["attribute"] == "src_endpoint.ip")
+        .unwrap();
     assert_eq!(geo["enricher"], "geo");
     assert_eq!(geo["data"]["location"]["city"], "London");
     assert_eq!(geo["data"]["location"]["country"], "GB");
-    assert!(geo["source"].as_str().unwrap().contains("Test-City"), "{}", geo["source"]);
-    let asset = b["entities"].as_array().unwrap().iter().find(|e| e["kind"] == "asset").unwrap();
+    assert!(
+        geo["source"].as_str().unwrap().contains("Test-City"),
+        "{}",
+        geo["source"]
+    );
+    let asset = b["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "asset")
+        .unwrap();
     assert_eq!(asset["attribute"], "dst_endpoint.ip");
     assert_eq!(asset["matched_by"], "ip");
     assert_eq!(asset["context"]["id"], "AST-0012");
-    let tags: Vec<&str> = b["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-    assert!(tags.contains(&"asset:crown_jewel") && tags.contains(&"asset:production"), "{tags:?}");
-    let refs: Vec<&str> = b["provenance"]["reference_data"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let tags: Vec<&str> = b["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"asset:crown_jewel") && tags.contains(&"asset:production"),
+        "{tags:?}"
+    );
+    let refs: Vec<&str> = b["provenance"]["reference_data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     for name in ["cmdb", "directory", "geo"] {
         assert!(refs.contains(&name), "{refs:?}");
     }
@@ -80,22 +112,50 @@ fn assets_users_geo_and_tags_reach_the_bundle() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|g| (g["code"].as_str().unwrap(), g["field"].as_str().unwrap_or("")))
+        .map(|g| {
+            (
+                g["code"].as_str().unwrap(),
+                g["field"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
-    assert!(gaps.contains(&("geo_unknown", "src_endpoint.ip")), "{gaps:?}");
-    let internal = b["enrichment"].as_array().unwrap().iter().find(|e| e["attribute"] == "dst_endpoint.ip").unwrap();
+    assert!(
+        gaps.contains(&("geo_unknown", "src_endpoint.ip")),
+        "{gaps:?}"
+    );
+    let internal = b["enrichment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["attribute"] == "dst_endpoint.ip")
+        .unwrap();
     assert_eq!(internal["data"]["internal"], true);
     assert_eq!(internal["data"]["range"], "private");
 
     // 3. A privileged admin logging on remotely at 02:00 UTC from a known workstation.
     let b = &out[2];
-    let user = b["entities"].as_array().unwrap().iter().find(|e| e["kind"] == "user").unwrap();
+    let user = b["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "user")
+        .unwrap();
     assert_eq!(user["context"]["id"], "u1106");
     assert_eq!(user["context"]["privileged"], true);
-    let tags: Vec<&str> = b["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let tags: Vec<&str> = b["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
     assert!(tags.contains(&"user:privileged"), "{tags:?}");
     assert!(tags.contains(&"time:off_hours_logon"), "{tags:?}");
-    let ws = b["entities"].as_array().unwrap().iter().find(|e| e["kind"] == "asset" && e["value"] == "10.20.3.42").unwrap();
+    let ws = b["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "asset" && e["value"] == "10.20.3.42")
+        .unwrap();
     assert_eq!(ws["context"]["id"], "AST-0020");
 }
 
@@ -104,7 +164,11 @@ fn missing_optional_geo_database_is_a_warning_not_an_error() {
     let mut cfg = Config::default();
     cfg.pipeline.enrichers = Some(repo().join("enrichers"));
     let p = Pipeline::from_config(&cfg).unwrap();
-    assert!(p.warnings.iter().any(|w| w.contains("geo")), "{:?}", p.warnings);
+    assert!(
+        p.warnings.iter().any(|w| w.contains("geo")),
+        "{:?}",
+        p.warnings
+    );
     assert!(p.reference_data().iter().any(|r| r.name == "cmdb"));
     assert!(!p.reference_data().iter().any(|r| r.name == "geo"));
 }

@@ -24,9 +24,19 @@ struct Setup {
     inputs: usize,
 }
 
-fn setup(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>, times: usize) -> Setup {
+fn setup(
+    cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    times: usize,
+) -> Setup {
     let brokers = cluster.bootstrap_servers();
-    let s = Setup { brokers, raw: unique("raw"), out: unique("out"), dlq: unique("dlq"), group: unique("g"), inputs: 0 };
+    let s = Setup {
+        brokers,
+        raw: unique("raw"),
+        out: unique("out"),
+        dlq: unique("dlq"),
+        group: unique("g"),
+        inputs: 0,
+    };
     for t in [&s.raw, &s.out, &s.dlq] {
         cluster.create_topic(t, PARTITIONS, 1).unwrap();
     }
@@ -39,21 +49,42 @@ async fn all_done(s: &Setup, stop: Arc<AtomicBool>) {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (b, raw, out, dlq, group, n) = (s.brokers.clone(), s.raw.clone(), s.out.clone(), s.dlq.clone(), s.group.clone(), s.inputs);
+        let (b, raw, out, dlq, group, n) = (
+            s.brokers.clone(),
+            s.raw.clone(),
+            s.out.clone(),
+            s.dlq.clone(),
+            s.group.clone(),
+            s.inputs,
+        );
         let done = tokio::task::spawn_blocking(move || {
             // (coverage first: it is the slow part, and committed offsets only grow)
-            coverage(&b, &out, &dlq, PARTITIONS).len() == n && committed(&b, &group, &raw, PARTITIONS) == end_offsets(&b, &raw, PARTITIONS)
+            coverage(&b, &out, &dlq, PARTITIONS).len() == n
+                && committed(&b, &group, &raw, PARTITIONS) == end_offsets(&b, &raw, PARTITIONS)
         })
         .await
         .unwrap();
         if std::env::var_os("ALERTCTX_TEST_TRACE").is_some() {
-            let (b, raw, out, dlq, group) = (s.brokers.clone(), s.raw.clone(), s.out.clone(), s.dlq.clone(), s.group.clone());
+            let (b, raw, out, dlq, group) = (
+                s.brokers.clone(),
+                s.raw.clone(),
+                s.out.clone(),
+                s.dlq.clone(),
+                s.group.clone(),
+            );
             let (c, com, end) = tokio::task::spawn_blocking(move || {
-                (coverage(&b, &out, &dlq, PARTITIONS).len(), committed(&b, &group, &raw, PARTITIONS), end_offsets(&b, &raw, PARTITIONS))
+                (
+                    coverage(&b, &out, &dlq, PARTITIONS).len(),
+                    committed(&b, &group, &raw, PARTITIONS),
+                    end_offsets(&b, &raw, PARTITIONS),
+                )
             })
             .await
             .unwrap();
-            eprintln!("progress: {c}/{} covered; committed {com:?}; end {end:?}", s.inputs);
+            eprintln!(
+                "progress: {c}/{} covered; committed {com:?}; end {end:?}",
+                s.inputs
+            );
         }
         if done || stop.load(Ordering::SeqCst) {
             stop.store(true, Ordering::SeqCst);
@@ -63,20 +94,31 @@ async fn all_done(s: &Setup, stop: Arc<AtomicBool>) {
         // rather than wait for the deadline.
         let b = s.brokers.clone();
         let topics = [s.raw.clone(), s.out.clone(), s.dlq.clone()];
-        tokio::task::spawn_blocking(move || assert_nothing_evicted(&b, &topics)).await.unwrap();
-        assert!(Instant::now() < deadline, "not everything was processed and committed in time");
+        tokio::task::spawn_blocking(move || assert_nothing_evicted(&b, &topics))
+            .await
+            .unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "not everything was processed and committed in time"
+        );
     }
 }
 
 /// The mock cluster keeps only about 5 MB per partition and evicts older data; a test whose
 /// output was evicted could not prove anything, so it must say so instead of passing.
 fn assert_nothing_evicted(brokers: &str, topics: &[String]) {
-    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
     for t in topics {
         for p in 0..PARTITIONS {
             use rdkafka::consumer::Consumer;
             let (lo, _) = c.fetch_watermarks(t, p, Duration::from_secs(10)).unwrap();
-            assert_eq!(lo, 0, "the mock cluster evicted data from {t}/{p}: reduce the test's volume");
+            assert_eq!(
+                lo, 0,
+                "the mock cluster evicted data from {t}/{p}: reduce the test's volume"
+            );
         }
     }
 }
@@ -85,9 +127,16 @@ fn check(s: &Setup, label: &str) -> usize {
     assert_nothing_evicted(&s.brokers, &[s.raw.clone(), s.out.clone(), s.dlq.clone()]);
     let cov = coverage(&s.brokers, &s.out, &s.dlq, PARTITIONS);
     assert_eq!(cov.len(), s.inputs, "{label}: every input has its output");
-    assert_eq!(committed(&s.brokers, &s.group, &s.raw, PARTITIONS), end_offsets(&s.brokers, &s.raw, PARTITIONS), "{label}: all committed");
+    assert_eq!(
+        committed(&s.brokers, &s.group, &s.raw, PARTITIONS),
+        end_offsets(&s.brokers, &s.raw, PARTITIONS),
+        "{label}: all committed"
+    );
     let resent = resent(&s.brokers, &s.out, &s.dlq, PARTITIONS);
-    eprintln!("{label}: {} inputs, every one with output; {resent} outputs sent more than once", s.inputs);
+    eprintln!(
+        "{label}: {} inputs, every one with output; {resent} outputs sent more than once",
+        s.inputs
+    );
     resent
 }
 
@@ -98,7 +147,9 @@ async fn run_worker(s: &Setup, stop: Arc<AtomicBool>) -> alertctx::worker::RunSt
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    alertctx::worker::run(&cfg, Arc::new(Metrics::new()), shutdown).await.unwrap()
+    alertctx::worker::run(&cfg, Arc::new(Metrics::new()), shutdown)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,8 +182,15 @@ async fn broker_down_then_up_loses_nothing() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         cluster.broker_up(1).unwrap();
     };
-    let (stats, _, _) = tokio::join!(run_worker(&s, stop.clone()), all_done(&s, stop.clone()), outage);
-    assert!(stats.messages as usize >= s.inputs, "every input consumed (some perhaps twice)");
+    let (stats, _, _) = tokio::join!(
+        run_worker(&s, stop.clone()),
+        all_done(&s, stop.clone()),
+        outage
+    );
+    assert!(
+        stats.messages as usize >= s.inputs,
+        "every input consumed (some perhaps twice)"
+    );
     check(&s, "broker down then up");
 }
 
@@ -151,7 +209,11 @@ async fn failed_commits_are_retried() {
     let stop = Arc::new(AtomicBool::new(false));
     let (stats, _) = tokio::join!(run_worker(&s, stop.clone()), all_done(&s, stop.clone()));
     assert_eq!(stats.messages as usize, s.inputs);
-    assert_eq!(check(&s, "commit failures"), 0, "a failed commit re-sends nothing while the member keeps its partitions");
+    assert_eq!(
+        check(&s, "commit failures"),
+        0,
+        "a failed commit re-sends nothing while the member keeps its partitions"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,8 +230,15 @@ async fn a_rebalance_mid_stream_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         run_worker(&s, stop.clone()).await
     };
-    let (a, b, _) = tokio::join!(run_worker(&s, stop.clone()), second, all_done(&s, stop.clone()));
-    assert!(a.messages > 0 && b.messages > 0, "both members worked: {a:?} {b:?}");
+    let (a, b, _) = tokio::join!(
+        run_worker(&s, stop.clone()),
+        second,
+        all_done(&s, stop.clone())
+    );
+    assert!(
+        a.messages > 0 && b.messages > 0,
+        "both members worked: {a:?} {b:?}"
+    );
     assert!((a.messages + b.messages) as usize >= s.inputs);
     check(&s, "rebalance mid-stream");
 }

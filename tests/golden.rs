@@ -21,7 +21,11 @@ fn golden_line(o: &Outcome) -> Value {
             v["provenance"]["pipeline"]["config_hash"] = json!("(masked)");
             json!({"bundle": v, "key": key})
         }
-        Outcome::Duplicate { source, class_uid, fingerprint } => {
+        Outcome::Duplicate {
+            source,
+            class_uid,
+            fingerprint,
+        } => {
             json!({"duplicate": {"source": source, "class_uid": class_uid, "fingerprint": fingerprint}})
         }
         Outcome::DeadLetter(d) => json!({"dead_letter": d}),
@@ -73,11 +77,22 @@ fn fixtures_match_golden_files() {
                     text.lines().count()
                 ));
             }
-            Err(_) => failures.push(format!("{}: no golden file {} (run with UPDATE_GOLDEN=1)", rel(&path), rel(&golden))),
+            Err(_) => failures.push(format!(
+                "{}: no golden file {} (run with UPDATE_GOLDEN=1)",
+                rel(&path),
+                rel(&golden)
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    for m in alertctx::normalize::Normalizer::embedded(vec![]).unwrap().mappings() {
-        assert!(sources_seen.contains(&m.id), "mapping `{}` has no fixture that produces a bundle", m.id);
+    for m in alertctx::normalize::Normalizer::embedded(vec![])
+        .unwrap()
+        .mappings()
+    {
+        assert!(
+            sources_seen.contains(&m.id),
+            "mapping `{}` has no fixture that produces a bundle",
+            m.id
+        );
     }
 }

@@ -15,14 +15,29 @@ const PARTITIONS: i32 = 4;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_is_accounted_for_and_metrics_report_it() {
     let b = brokers();
-    let (raw, out, dlq, group) = (unique("raw"), unique("bundles"), unique("dlq"), unique("group"));
-    create_topics(&b, &[(&raw, PARTITIONS), (&out, PARTITIONS), (&dlq, PARTITIONS)]).await;
+    let (raw, out, dlq, group) = (
+        unique("raw"),
+        unique("bundles"),
+        unique("dlq"),
+        unique("group"),
+    );
+    create_topics(
+        &b,
+        &[(&raw, PARTITIONS), (&out, PARTITIONS), (&dlq, PARTITIONS)],
+    )
+    .await;
     let payloads = example_payloads(3);
     let n = produce(&b, &raw, &payloads) as f64;
     let listen = free_addr();
     let cfg = worker_config(&b, &group, &raw, &out, &dlq, true, &listen);
     let scraped = Arc::new(Mutex::new(String::new()));
-    let (s2, l2, b2, g2, r2) = (scraped.clone(), listen.clone(), b.clone(), group.clone(), raw.clone());
+    let (s2, l2, b2, g2, r2) = (
+        scraped.clone(),
+        listen.clone(),
+        b.clone(),
+        group.clone(),
+        raw.clone(),
+    );
     let shutdown = async move {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -37,9 +52,11 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
             let consumed = metric_sum(&text, "alertctx_input_messages_total", &[]);
             let in_flight = metric_sum(&text, "alertctx_in_flight_messages", &[]);
             let (b3, g3, r3) = (b2.clone(), g2.clone(), r2.clone());
-            let caught_up = tokio::task::spawn_blocking(move || committed(&b3, &g3, &r3, PARTITIONS) == end_offsets(&b3, &r3, PARTITIONS))
-                .await
-                .unwrap();
+            let caught_up = tokio::task::spawn_blocking(move || {
+                committed(&b3, &g3, &r3, PARTITIONS) == end_offsets(&b3, &r3, PARTITIONS)
+            })
+            .await
+            .unwrap();
             let lag_seen = text.contains("alertctx_consumer_lag_messages{");
             if consumed >= n && in_flight == 0.0 && caught_up && lag_seen {
                 assert_eq!(http_get(&l2, "/readyz").0, 200);
@@ -47,42 +64,117 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
                 *s2.lock().unwrap() = http_get(&l2, "/metrics").1;
                 return;
             }
-            assert!(Instant::now() < deadline, "worker did not catch up: consumed {consumed} of {n}, in flight {in_flight}");
+            assert!(
+                Instant::now() < deadline,
+                "worker did not catch up: consumed {consumed} of {n}, in flight {in_flight}"
+            );
         }
     };
-    let stats = alertctx::worker::run(&cfg, Arc::new(Metrics::new()), shutdown).await.unwrap();
+    let stats = alertctx::worker::run(&cfg, Arc::new(Metrics::new()), shutdown)
+        .await
+        .unwrap();
 
     // Every produced message was consumed once and ended as exactly one of the three.
     assert_eq!(stats.messages as f64, n);
-    let on_topics = read_all(&b, &out, PARTITIONS).len() as u64 + read_all(&b, &dlq, PARTITIONS).len() as u64;
-    assert_eq!(on_topics, stats.bundles + stats.dead_letters, "every bundle and dead letter is on its topic");
-    assert!(stats.duplicates > 0, "the examples repeat 3 times: repeats are folded");
+    let on_topics =
+        read_all(&b, &out, PARTITIONS).len() as u64 + read_all(&b, &dlq, PARTITIONS).len() as u64;
+    assert_eq!(
+        on_topics,
+        stats.bundles + stats.dead_letters,
+        "every bundle and dead letter is on its topic"
+    );
+    assert!(
+        stats.duplicates > 0,
+        "the examples repeat 3 times: repeats are folded"
+    );
     assert!(stats.dead_letters >= 3, "the examples hold broken records");
     let covered = coverage(&b, &out, &dlq, PARTITIONS);
     // An input with no output at all must be a folded duplicate (an envelope can be both:
     // some records bundled, some folded).
     let silent = stats.messages - covered.len() as u64;
-    assert!(silent > 0 && silent <= stats.duplicates, "{silent} inputs without output, {} folded duplicates", stats.duplicates);
+    assert!(
+        silent > 0 && silent <= stats.duplicates,
+        "{silent} inputs without output, {} folded duplicates",
+        stats.duplicates
+    );
     assert!(stats.bundles + stats.duplicates + stats.dead_letters >= stats.messages);
 
     // The scrape taken while running says the same.
     let text = scraped.lock().unwrap().clone();
-    assert_eq!(metric_sum(&text, "alertctx_input_messages_total", &[&raw]), n);
-    assert_eq!(metric_sum(&text, "alertctx_bundles_total", &[]), stats.bundles as f64);
-    assert_eq!(metric_sum(&text, "alertctx_duplicates_folded_total", &[]), stats.duplicates as f64);
-    assert_eq!(metric_sum(&text, "alertctx_dead_letters_total", &[]), stats.dead_letters as f64);
-    assert_eq!(metric_sum(&text, "alertctx_records_total", &[]), (stats.bundles + stats.duplicates) as f64);
-    assert_eq!(metric_sum(&text, "alertctx_quality_score_count", &[]), stats.bundles as f64);
-    assert_eq!(metric_sum(&text, "alertctx_produced_messages_total", &["result=\"ok\""]), (stats.bundles + stats.dead_letters) as f64);
-    assert_eq!(metric_sum(&text, "alertctx_end_to_end_latency_seconds_count", &[]), (stats.bundles + stats.dead_letters) as f64);
-    assert!(metric_sum(&text, "alertctx_bundles_total", &["source=\"suricata\"", "class=\"2004\""]) > 0.0);
-    assert!(metric_sum(&text, "alertctx_fields_checked_total", &["requirement=\"required\""]) > 0.0);
-    assert!(metric_sum(&text, "alertctx_source_last_seen_timestamp_seconds", &["source=\"suricata\""]) > 1.7e9);
+    assert_eq!(
+        metric_sum(&text, "alertctx_input_messages_total", &[&raw]),
+        n
+    );
+    assert_eq!(
+        metric_sum(&text, "alertctx_bundles_total", &[]),
+        stats.bundles as f64
+    );
+    assert_eq!(
+        metric_sum(&text, "alertctx_duplicates_folded_total", &[]),
+        stats.duplicates as f64
+    );
+    assert_eq!(
+        metric_sum(&text, "alertctx_dead_letters_total", &[]),
+        stats.dead_letters as f64
+    );
+    assert_eq!(
+        metric_sum(&text, "alertctx_records_total", &[]),
+        (stats.bundles + stats.duplicates) as f64
+    );
+    assert_eq!(
+        metric_sum(&text, "alertctx_quality_score_count", &[]),
+        stats.bundles as f64
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "alertctx_produced_messages_total",
+            &["result=\"ok\""]
+        ),
+        (stats.bundles + stats.dead_letters) as f64
+    );
+    assert_eq!(
+        metric_sum(&text, "alertctx_end_to_end_latency_seconds_count", &[]),
+        (stats.bundles + stats.dead_letters) as f64
+    );
+    assert!(
+        metric_sum(
+            &text,
+            "alertctx_bundles_total",
+            &["source=\"suricata\"", "class=\"2004\""]
+        ) > 0.0
+    );
+    assert!(
+        metric_sum(
+            &text,
+            "alertctx_fields_checked_total",
+            &["requirement=\"required\""]
+        ) > 0.0
+    );
+    assert!(
+        metric_sum(
+            &text,
+            "alertctx_source_last_seen_timestamp_seconds",
+            &["source=\"suricata\""]
+        ) > 1.7e9
+    );
     assert!(metric_sum(&text, "alertctx_offset_commits_total", &["result=\"ok\""]) > 0.0);
-    assert!(text.contains(&format!("alertctx_consumer_lag_messages{{partition=\"0\",topic=\"{raw}\"}}")), "consumer lag per partition is exported");
+    assert!(
+        text.contains(&format!(
+            "alertctx_consumer_lag_messages{{partition=\"0\",topic=\"{raw}\"}}"
+        )),
+        "consumer lag per partition is exported"
+    );
 }
 
-fn write_config(dir: &std::path::Path, b: &str, group: &str, raw: &str, out: &str, dlq: &str) -> std::path::PathBuf {
+fn write_config(
+    dir: &std::path::Path,
+    b: &str,
+    group: &str,
+    raw: &str,
+    out: &str,
+    dlq: &str,
+) -> std::path::PathBuf {
     let path = dir.join("worker.toml");
     std::fs::write(
         &path,
@@ -119,9 +211,17 @@ max_in_flight = 2000
 #[test]
 fn a_worker_killed_mid_stream_loses_nothing() {
     let b = brokers();
-    let (raw, out, dlq, group) = (unique("raw"), unique("bundles"), unique("dlq"), unique("group"));
+    let (raw, out, dlq, group) = (
+        unique("raw"),
+        unique("bundles"),
+        unique("dlq"),
+        unique("group"),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(create_topics(&b, &[(&raw, PARTITIONS), (&out, PARTITIONS), (&dlq, PARTITIONS)]));
+    rt.block_on(create_topics(
+        &b,
+        &[(&raw, PARTITIONS), (&out, PARTITIONS), (&dlq, PARTITIONS)],
+    ));
     let payloads = example_payloads(400);
     let n = produce(&b, &raw, &payloads);
     let dir = tempfile::tempdir().unwrap();
@@ -137,7 +237,8 @@ fn a_worker_killed_mid_stream_loses_nothing() {
             .unwrap()
     };
     let outputs = |b: &str| -> i64 {
-        end_offsets(b, &out, PARTITIONS).values().sum::<i64>() + end_offsets(b, &dlq, PARTITIONS).values().sum::<i64>()
+        end_offsets(b, &out, PARTITIONS).values().sum::<i64>()
+            + end_offsets(b, &dlq, PARTITIONS).values().sum::<i64>()
     };
 
     // First worker: killed without warning once part of the stream is through.
@@ -150,7 +251,10 @@ fn a_worker_killed_mid_stream_loses_nothing() {
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
     let at_kill = outputs(&b);
-    assert!(at_kill < n as i64, "the kill must land mid-stream ({at_kill} of {n} outputs already)");
+    assert!(
+        at_kill < n as i64,
+        "the kill must land mid-stream ({at_kill} of {n} outputs already)"
+    );
 
     // Second worker: resumes from the committed offsets.
     let mut second = spawn();
@@ -160,22 +264,36 @@ fn a_worker_killed_mid_stream_loses_nothing() {
         if c.len() == n {
             break;
         }
-        assert!(Instant::now() < deadline, "after restart only {} of {n} inputs have output", c.len());
+        assert!(
+            Instant::now() < deadline,
+            "after restart only {} of {n} inputs have output",
+            c.len()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     unsafe {
         libc_kill(second.id() as i32, 15);
     }
     let status = second.wait().unwrap();
-    assert!(status.success(), "SIGTERM drains and exits cleanly: {status:?}");
-    assert_eq!(committed(&b, &group, &raw, PARTITIONS), end_offsets(&b, &raw, PARTITIONS), "after the drain every offset is committed");
+    assert!(
+        status.success(),
+        "SIGTERM drains and exits cleanly: {status:?}"
+    );
+    assert_eq!(
+        committed(&b, &group, &raw, PARTITIONS),
+        end_offsets(&b, &raw, PARTITIONS),
+        "after the drain every offset is committed"
+    );
 
     // Nothing lost; at-least-once allows re-sent outputs for what was in flight at the kill.
     let cov = coverage(&b, &out, &dlq, PARTITIONS);
     assert_eq!(cov.len(), n, "every input message has its output");
     let resent = resent(&b, &out, &dlq, PARTITIONS);
     eprintln!("SIGKILL test: {n} inputs, {at_kill} outputs before the kill, {resent} outputs sent twice after restart");
-    assert!(resent <= n, "re-sent outputs are bounded by what was uncommitted");
+    assert!(
+        resent <= n,
+        "re-sent outputs are bounded by what was uncommitted"
+    );
 }
 
 extern "C" {

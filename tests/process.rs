@@ -25,7 +25,11 @@ fn dead_letters(outcomes: &[Outcome]) -> Vec<(&'static str, u64, String)> {
                     alertctx::record::Origin::File { line, .. } => *line,
                     _ => 0,
                 };
-                Some((d.reason, line, String::from_utf8_lossy(&d.bytes).into_owned()))
+                Some((
+                    d.reason,
+                    line,
+                    String::from_utf8_lossy(&d.bytes).into_owned(),
+                ))
             }
             _ => None,
         })
@@ -53,12 +57,20 @@ fn every_bad_input_reason_is_a_dead_letter_with_the_original_bytes() {
         input.extend_from_slice(&bytes);
         input.extend_from_slice(b"\n{\"ok\": 2}\n");
         let outcomes = run(&mut pipeline, "bad.log", &input);
-        assert_eq!(outcomes.len(), 3, "{reason}: every record accounted for: {outcomes:#?}");
+        assert_eq!(
+            outcomes.len(),
+            3,
+            "{reason}: every record accounted for: {outcomes:#?}"
+        );
         let dls = dead_letters(&outcomes);
         assert_eq!(dls.len(), 1, "{reason}: {dls:?}");
         assert_eq!(dls[0].0, reason);
         assert_eq!(dls[0].1, 2, "{reason}: line of the bad record");
-        assert_eq!(dls[0].2.as_bytes(), String::from_utf8_lossy(&bytes).as_bytes(), "{reason}: original bytes kept");
+        assert_eq!(
+            dls[0].2.as_bytes(),
+            String::from_utf8_lossy(&bytes).as_bytes(),
+            "{reason}: original bytes kept"
+        );
     }
 }
 
@@ -87,7 +99,9 @@ fn envelopes_give_one_bundle_per_record_with_its_index() {
     let outcomes = run(&mut pipeline, "ct.json", env);
     assert_eq!(outcomes.len(), 2);
     for (i, o) in outcomes.iter().enumerate() {
-        let Outcome::Bundle { json, .. } = o else { panic!("{o:?}") };
+        let Outcome::Bundle { json, .. } = o else {
+            panic!("{o:?}")
+        };
         let v: serde_json::Value = serde_json::from_str(json).unwrap();
         assert_eq!(v["provenance"]["index"], i);
         assert_eq!(v["provenance"]["input"]["line"], 1);
@@ -108,14 +122,23 @@ fn process_command_writes_bundles_dead_letters_and_a_summary() {
     std::fs::write(&input, &data).unwrap();
     let (out, dlq) = (dir.path().join("out.ndjson"), dir.path().join("dlq.ndjson"));
     let res = alertctx()
-        .args(["process", "--config", repo().join("tests/golden.toml").to_str().unwrap(), "--output"])
+        .args([
+            "process",
+            "--config",
+            repo().join("tests/golden.toml").to_str().unwrap(),
+            "--output",
+        ])
         .arg(&out)
         .arg("--dlq")
         .arg(&dlq)
         .arg(&input)
         .output()
         .unwrap();
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let stderr = String::from_utf8_lossy(&res.stderr);
     let bundles = std::fs::read_to_string(&out).unwrap().lines().count();
     let dead = std::fs::read_to_string(&dlq).unwrap().lines().count();
@@ -132,8 +155,14 @@ fn process_command_writes_bundles_dead_letters_and_a_summary() {
     assert_eq!(total[1], bundles as u64);
     assert_eq!(total[3], dead as u64);
     assert_eq!(total[0], total[1] + total[2] + total[3]);
-    assert!(stderr.lines().any(|l| l.starts_with("suricata")), "{stderr}");
-    assert!(dead >= 2, "the fixture's own broken record and the one added");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("suricata")),
+        "{stderr}"
+    );
+    assert!(
+        dead >= 2,
+        "the fixture's own broken record and the one added"
+    );
 }
 
 #[test]
@@ -141,7 +170,12 @@ fn process_is_deterministic_and_reads_stdin() {
     let inputs: Vec<_> = fixture_files().into_iter().map(|(_, p)| p).collect();
     let run_once = || {
         let res = alertctx()
-            .args(["process", "--quiet", "--config", repo().join("tests/golden.toml").to_str().unwrap()])
+            .args([
+                "process",
+                "--quiet",
+                "--config",
+                repo().join("tests/golden.toml").to_str().unwrap(),
+            ])
             .args(&inputs)
             .output()
             .unwrap();
@@ -150,7 +184,10 @@ fn process_is_deterministic_and_reads_stdin() {
     };
     let (a, b) = (run_once(), run_once());
     assert!(!a.is_empty());
-    assert_eq!(a, b, "same input, reference data and configuration: same bytes");
+    assert_eq!(
+        a, b,
+        "same input, reference data and configuration: same bytes"
+    );
 
     let mut child = alertctx()
         .args(["process", "--quiet"])
@@ -159,7 +196,12 @@ fn process_is_deterministic_and_reads_stdin() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(&std::fs::read(repo().join("tests/fixtures/suricata/eve.ndjson")).unwrap()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(repo().join("tests/fixtures/suricata/eve.ndjson")).unwrap())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 10);
@@ -170,7 +212,11 @@ fn bad_configuration_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[dedup]\nwindwo = \"5m\"\n").unwrap();
-    let res = alertctx().args(["process", "--config"]).arg(&cfg).output().unwrap();
+    let res = alertctx()
+        .args(["process", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("windwo"), "{err}");

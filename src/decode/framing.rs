@@ -20,7 +20,11 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub enum Framed {
     Record(RawRecord),
-    Error { origin: Origin, bytes: Vec<u8>, error: DecodeError },
+    Error {
+        origin: Origin,
+        bytes: Vec<u8>,
+        error: DecodeError,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -79,8 +83,16 @@ impl JsonScan {
 
 enum State {
     Idle,
-    Json { start: u64, buf: Vec<u8>, scan: JsonScan, oversize: bool },
-    Xml { start: u64, buf: Vec<u8> },
+    Json {
+        start: u64,
+        buf: Vec<u8>,
+        scan: JsonScan,
+        oversize: bool,
+    },
+    Xml {
+        start: u64,
+        buf: Vec<u8>,
+    },
 }
 
 /// Line-driven framer for one input (a file or stdin).
@@ -111,7 +123,10 @@ impl Framer {
     }
 
     fn origin(&self, line: u64) -> Origin {
-        Origin::File { input: self.input.clone(), line }
+        Origin::File {
+            input: self.input.clone(),
+            line,
+        }
     }
 
     /// Feed one line (its `\n` or `\r\n` may be present or not).
@@ -121,11 +136,23 @@ impl Framer {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => self.start(line, out),
-            State::Json { start, mut buf, mut scan, oversize } => {
+            State::Json {
+                start,
+                mut buf,
+                mut scan,
+                oversize,
+            } => {
                 let head = trim_start(line);
                 if matches!(head.first(), Some(b'{') | Some(b'[')) && scan.breaks_on_new_value() {
                     // A new top-level object: the open one was broken off.
-                    self.json_error(start, buf, oversize, Reason::Truncated, "JSON value broken off by a new record", out);
+                    self.json_error(
+                        start,
+                        buf,
+                        oversize,
+                        Reason::Truncated,
+                        "JSON value broken off by a new record",
+                        out,
+                    );
                     return self.start(line, out);
                 }
                 if head.is_empty() && scan.depth == 0 {
@@ -159,7 +186,10 @@ impl Framer {
                 self.after_json_line(start, line.to_vec(), scan, oversize, out);
             }
             Some(b'<') if is_xml_start(head) => {
-                if head.starts_with(b"<?xml") || head.starts_with(b"<Events") || head.starts_with(b"</Events") {
+                if head.starts_with(b"<?xml")
+                    || head.starts_with(b"<Events")
+                    || head.starts_with(b"</Events")
+                {
                     // Prolog and wrapper of an XML event export; each <Event> inside is a record.
                     if let Some(pos) = find(head, b"<Event ").or_else(|| find(head, b"<Event>")) {
                         return self.start(&head[pos..], out);
@@ -174,7 +204,11 @@ impl Framer {
                     Some(h) => RecordKind::ZeekTsv(h.clone()),
                     None => RecordKind::Text,
                 };
-                out.push(Framed::Record(RawRecord { bytes: line.to_vec(), origin: self.origin(start), kind }));
+                out.push(Framed::Record(RawRecord {
+                    bytes: line.to_vec(),
+                    origin: self.origin(start),
+                    kind,
+                }));
             }
         }
     }
@@ -198,28 +232,69 @@ impl Framer {
         true
     }
 
-    fn after_json_line(&mut self, start: u64, buf: Vec<u8>, scan: JsonScan, oversize: bool, out: &mut Vec<Framed>) {
+    fn after_json_line(
+        &mut self,
+        start: u64,
+        buf: Vec<u8>,
+        scan: JsonScan,
+        oversize: bool,
+        out: &mut Vec<Framed>,
+    ) {
         if scan.in_str {
             // JSON strings cannot hold a raw line break: this record is broken.
-            return self.json_error(start, buf, oversize, Reason::InvalidJson, "line break inside a JSON string", out);
+            return self.json_error(
+                start,
+                buf,
+                oversize,
+                Reason::InvalidJson,
+                "line break inside a JSON string",
+                out,
+            );
         }
         if scan.depth > 0 {
-            self.state = State::Json { start, buf, scan, oversize };
+            self.state = State::Json {
+                start,
+                buf,
+                scan,
+                oversize,
+            };
             return;
         }
         if oversize {
             return self.json_error(start, buf, oversize, Reason::TooLarge, "", out);
         }
-        out.push(Framed::Record(RawRecord { bytes: buf, origin: self.origin(start), kind: RecordKind::Json }));
+        out.push(Framed::Record(RawRecord {
+            bytes: buf,
+            origin: self.origin(start),
+            kind: RecordKind::Json,
+        }));
     }
 
-    fn json_error(&self, start: u64, bytes: Vec<u8>, oversize: bool, reason: Reason, msg: &str, out: &mut Vec<Framed>) {
+    fn json_error(
+        &self,
+        start: u64,
+        bytes: Vec<u8>,
+        oversize: bool,
+        reason: Reason,
+        msg: &str,
+        out: &mut Vec<Framed>,
+    ) {
         let error = if oversize {
-            DecodeError::new(Reason::TooLarge, format!("record is over the {} byte limit", self.limits.max_record_bytes))
+            DecodeError::new(
+                Reason::TooLarge,
+                format!(
+                    "record is over the {} byte limit",
+                    self.limits.max_record_bytes
+                ),
+            )
         } else {
             DecodeError::new(reason, msg)
         };
-        out.push(Framed::Error { origin: self.origin(start), bytes, error });
+        out.push(Framed::Error {
+            origin: self.origin(start),
+            bytes,
+            error,
+        });
     }
 
     fn after_xml_line(&mut self, start: u64, buf: Vec<u8>, out: &mut Vec<Framed>) {
@@ -227,7 +302,11 @@ impl Framer {
             let end = end + b"</Event>".len();
             let mut buf = buf;
             buf.truncate(end);
-            out.push(Framed::Record(RawRecord { bytes: buf, origin: self.origin(start), kind: RecordKind::Xml }));
+            out.push(Framed::Record(RawRecord {
+                bytes: buf,
+                origin: self.origin(start),
+                kind: RecordKind::Xml,
+            }));
         } else if buf.len() > self.limits.max_record_bytes {
             out.push(Framed::Error {
                 origin: self.origin(start),
@@ -243,9 +322,19 @@ impl Framer {
     pub fn finish(&mut self, out: &mut Vec<Framed>) {
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => {}
-            State::Json { start, buf, oversize, .. } => {
-                self.json_error(start, buf, oversize, Reason::Truncated, "input ended inside a JSON value", out)
-            }
+            State::Json {
+                start,
+                buf,
+                oversize,
+                ..
+            } => self.json_error(
+                start,
+                buf,
+                oversize,
+                Reason::Truncated,
+                "input ended inside a JSON value",
+                out,
+            ),
             State::Xml { start, buf } => out.push(Framed::Error {
                 origin: self.origin(start),
                 bytes: buf,
@@ -271,14 +360,20 @@ pub fn frame_message(bytes: &[u8], origin: Origin) -> RawRecord {
     let kind = match head.first() {
         Some(b'{') | Some(b'[') => RecordKind::Json,
         Some(b'<') if is_xml_start(head) => RecordKind::Xml,
-        Some(b'#') if head.starts_with(b"#separator") || head.starts_with(b"#fields") => RecordKind::ZeekBlock,
+        Some(b'#') if head.starts_with(b"#separator") || head.starts_with(b"#fields") => {
+            RecordKind::ZeekBlock
+        }
         _ => RecordKind::Text,
     };
     let mut end = bytes.len();
     while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
         end -= 1;
     }
-    RawRecord { bytes: bytes[..end].to_vec(), origin, kind }
+    RawRecord {
+        bytes: bytes[..end].to_vec(),
+        origin,
+        kind,
+    }
 }
 
 /// Frame a whole in-memory input (tests, benchmarks).
@@ -297,31 +392,69 @@ mod tests {
     use super::*;
 
     fn summary(data: &str) -> Vec<String> {
-        frame_all("t", data.as_bytes(), Limits { max_record_bytes: 200, max_depth: 8 })
-            .into_iter()
-            .map(|f| match f {
-                Framed::Record(r) => {
-                    let Origin::File { line, .. } = r.origin else { unreachable!() };
-                    format!("{line}:{:?}:{}", r.kind, String::from_utf8_lossy(&r.bytes).replace('\n', "⏎"))
-                }
-                Framed::Error { origin: Origin::File { line, .. }, error, .. } => format!("{line}:ERR:{}", error.reason),
-                Framed::Error { .. } => unreachable!(),
-            })
-            .collect()
+        frame_all(
+            "t",
+            data.as_bytes(),
+            Limits {
+                max_record_bytes: 200,
+                max_depth: 8,
+            },
+        )
+        .into_iter()
+        .map(|f| match f {
+            Framed::Record(r) => {
+                let Origin::File { line, .. } = r.origin else {
+                    unreachable!()
+                };
+                format!(
+                    "{line}:{:?}:{}",
+                    r.kind,
+                    String::from_utf8_lossy(&r.bytes).replace('\n', "⏎")
+                )
+            }
+            Framed::Error {
+                origin: Origin::File { line, .. },
+                error,
+                ..
+            } => format!("{line}:ERR:{}", error.reason),
+            Framed::Error { .. } => unreachable!(),
+        })
+        .collect()
     }
 
     #[test]
     fn ndjson_and_multiline_json() {
-        let got = summary("{\"a\":1}\r\n\n{\n  \"b\": {\"c\": \"}\"}\n}\n[{\"x\":1},\n{\"y\":2}]\n");
-        assert_eq!(got, vec!["1:Json:{\"a\":1}", "3:Json:{⏎  \"b\": {\"c\": \"}\"}⏎}", "6:Json:[{\"x\":1},⏎{\"y\":2}]"]);
+        let got =
+            summary("{\"a\":1}\r\n\n{\n  \"b\": {\"c\": \"}\"}\n}\n[{\"x\":1},\n{\"y\":2}]\n");
+        assert_eq!(
+            got,
+            vec![
+                "1:Json:{\"a\":1}",
+                "3:Json:{⏎  \"b\": {\"c\": \"}\"}⏎}",
+                "6:Json:[{\"x\":1},⏎{\"y\":2}]"
+            ]
+        );
     }
 
     #[test]
     fn broken_json_is_recovered_at_the_next_record() {
         let got = summary("{\"R\": [\n{\"x\":1},\n{\"y\":\n{\"z\":2}}]}\n");
-        assert_eq!(got, vec!["1:Json:{\"R\": [⏎{\"x\":1},⏎{\"y\":⏎{\"z\":2}}]}"], "legal layouts are never broken off");
+        assert_eq!(
+            got,
+            vec!["1:Json:{\"R\": [⏎{\"x\":1},⏎{\"y\":⏎{\"z\":2}}]}"],
+            "legal layouts are never broken off"
+        );
         let got = summary("{\"a\": 1,\n{\"b\":2}\n{\"c\": \"open string\n{\"d\":4}\n{\"e\": [1,\n");
-        assert_eq!(got, vec!["1:ERR:truncated", "2:Json:{\"b\":2}", "3:ERR:invalid_json", "4:Json:{\"d\":4}", "5:ERR:truncated"]);
+        assert_eq!(
+            got,
+            vec![
+                "1:ERR:truncated",
+                "2:Json:{\"b\":2}",
+                "3:ERR:invalid_json",
+                "4:Json:{\"d\":4}",
+                "5:ERR:truncated"
+            ]
+        );
     }
 
     #[test]
@@ -330,7 +463,11 @@ mod tests {
         let got = summary(&big);
         assert_eq!(got[0], "1:ERR:too_large");
         assert_eq!(got[1], "2:Json:{\"ok\":1}");
-        let big = format!("{{\n\"a\":\"{}\",\n\"b\":\"{}\"\n}}\n{{\"ok\":1}}\n", "x".repeat(150), "y".repeat(150));
+        let big = format!(
+            "{{\n\"a\":\"{}\",\n\"b\":\"{}\"\n}}\n{{\"ok\":1}}\n",
+            "x".repeat(150),
+            "y".repeat(150)
+        );
         let got = summary(&big);
         assert_eq!(got, vec!["1:ERR:too_large", "5:Json:{\"ok\":1}"]);
     }
@@ -340,16 +477,30 @@ mod tests {
         let got = summary("<134>Mar 14 09:20:11 fw01 app[1]: hello\nCEF:0|a|b|1|2|n|5|src=1.2.3.4\n<?xml version=\"1.0\"?>\n<Events>\n<Event xmlns='x'><System/>\n</Event>\n</Events>\n");
         assert_eq!(
             got,
-            vec!["1:Text:<134>Mar 14 09:20:11 fw01 app[1]: hello", "2:Text:CEF:0|a|b|1|2|n|5|src=1.2.3.4", "5:Xml:<Event xmlns='x'><System/>⏎</Event>"]
+            vec![
+                "1:Text:<134>Mar 14 09:20:11 fw01 app[1]: hello",
+                "2:Text:CEF:0|a|b|1|2|n|5|src=1.2.3.4",
+                "5:Xml:<Event xmlns='x'><System/>⏎</Event>"
+            ]
         );
     }
 
     #[test]
     fn kafka_messages_are_one_record() {
-        let o = Origin::Kafka { topic: "t".into(), partition: 0, offset: 1 };
-        assert_eq!(frame_message(b"  {\"a\":1}\n", o.clone()).kind, RecordKind::Json);
+        let o = Origin::Kafka {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+        };
+        assert_eq!(
+            frame_message(b"  {\"a\":1}\n", o.clone()).kind,
+            RecordKind::Json
+        );
         assert_eq!(frame_message(b"<Event/>", o.clone()).kind, RecordKind::Xml);
-        assert_eq!(frame_message(b"<13>1 2026-01-01T00:00:00Z h a - - - x", o.clone()).kind, RecordKind::Text);
+        assert_eq!(
+            frame_message(b"<13>1 2026-01-01T00:00:00Z h a - - - x", o.clone()).kind,
+            RecordKind::Text
+        );
         let r = frame_message(b"CEF:0|x\r\n", o);
         assert_eq!((r.kind, r.bytes), (RecordKind::Text, b"CEF:0|x".to_vec()));
     }

@@ -50,7 +50,8 @@ pub fn parse<'a>(buf: &'a mut [u8], limits: &Limits) -> Result<Value<'a>, Decode
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         ));
     }
-    simd_json::to_borrowed_value(buf).map_err(|e| DecodeError::new(Reason::InvalidJson, e.to_string()))
+    simd_json::to_borrowed_value(buf)
+        .map_err(|e| DecodeError::new(Reason::InvalidJson, e.to_string()))
 }
 
 /// Split an envelope into its records: a top-level array, CloudTrail's `{"Records": [...]}`,
@@ -62,7 +63,9 @@ pub fn unwrap_envelope(v: Value<'_>) -> Result<(Vec<Value<'_>>, bool), DecodeErr
         Value::Object(mut obj) => {
             // CloudTrail's S3 delivery `{"Records": [...]}` and Azure Monitor / Event Hub
             // batches `{"records": [...]}`.
-            let batch_key = ["Records", "records"].into_iter().find(|k| obj.len() == 1 && obj.get(*k).is_some_and(|r| r.is_array()));
+            let batch_key = ["Records", "records"]
+                .into_iter()
+                .find(|k| obj.len() == 1 && obj.get(*k).is_some_and(|r| r.is_array()));
             let is_graph = obj.get("value").is_some_and(|r| r.is_array())
                 && obj.keys().all(|k| k == "value" || k.starts_with("@odata"));
             let key = if let Some(k) = batch_key {
@@ -80,12 +83,18 @@ pub fn unwrap_envelope(v: Value<'_>) -> Result<(Vec<Value<'_>>, bool), DecodeErr
         other => {
             return Err(DecodeError::new(
                 Reason::InvalidJson,
-                format!("a record must be an object or an array of objects, found {:?}", other.value_type()),
+                format!(
+                    "a record must be an object or an array of objects, found {:?}",
+                    other.value_type()
+                ),
             ))
         }
     };
     if items.is_empty() {
-        return Err(DecodeError::new(Reason::EmptyEnvelope, "the envelope holds no records"));
+        return Err(DecodeError::new(
+            Reason::EmptyEnvelope,
+            "the envelope holds no records",
+        ));
     }
     if let Some(pos) = items.iter().position(|i| !i.is_object()) {
         return Err(DecodeError::new(
@@ -102,7 +111,13 @@ mod tests {
 
     fn parse_str(s: &str) -> Result<usize, DecodeError> {
         let mut b = s.as_bytes().to_vec();
-        let v = parse(&mut b, &Limits { max_record_bytes: 1 << 20, max_depth: 4 })?;
+        let v = parse(
+            &mut b,
+            &Limits {
+                max_record_bytes: 1 << 20,
+                max_depth: 4,
+            },
+        )?;
         let n = unwrap_envelope(v)?.0.len();
         Ok(n)
     }
@@ -112,16 +127,36 @@ mod tests {
         assert_eq!(parse_str(r#"{"a":1}"#), Ok(1));
         assert_eq!(parse_str(r#"{"Records":[{"a":1},{"a":2}]}"#), Ok(2));
         assert_eq!(parse_str(r#"{"records":[{"a":1},{"a":2},{"a":3}]}"#), Ok(3));
-        assert_eq!(parse_str(r#"{"@odata.context":"x","value":[{"a":1},{"b":2},{"c":3}]}"#), Ok(3));
+        assert_eq!(
+            parse_str(r#"{"@odata.context":"x","value":[{"a":1},{"b":2},{"c":3}]}"#),
+            Ok(3)
+        );
         assert_eq!(parse_str(r#"[{"a":1},{"a":2}]"#), Ok(2));
-        assert_eq!(parse_str(r#"{"Records":[{"a":1}],"other":1}"#), Ok(1), "not an envelope");
+        assert_eq!(
+            parse_str(r#"{"Records":[{"a":1}],"other":1}"#),
+            Ok(1),
+            "not an envelope"
+        );
         assert_eq!(parse_str("[]").unwrap_err().reason, Reason::EmptyEnvelope);
         assert_eq!(parse_str("[1,2]").unwrap_err().reason, Reason::InvalidJson);
         assert_eq!(parse_str("42").unwrap_err().reason, Reason::InvalidJson);
-        assert_eq!(parse_str(r#"{"a":}"#).unwrap_err().reason, Reason::InvalidJson);
-        assert_eq!(parse_str(r#"{"a":[[[[[1]]]]]}"#).unwrap_err().reason, Reason::TooDeep);
-        assert_eq!(parse_str(r#"{"a":"[[[[[[[["}"#), Ok(1), "brackets in strings do not count");
+        assert_eq!(
+            parse_str(r#"{"a":}"#).unwrap_err().reason,
+            Reason::InvalidJson
+        );
+        assert_eq!(
+            parse_str(r#"{"a":[[[[[1]]]]]}"#).unwrap_err().reason,
+            Reason::TooDeep
+        );
+        assert_eq!(
+            parse_str(r#"{"a":"[[[[[[[["}"#),
+            Ok(1),
+            "brackets in strings do not count"
+        );
         let mut bad = b"{\"a\":\"\xff\"}".to_vec();
-        assert_eq!(parse(&mut bad, &Limits::default()).unwrap_err().reason, Reason::InvalidUtf8);
+        assert_eq!(
+            parse(&mut bad, &Limits::default()).unwrap_err().reason,
+            Reason::InvalidUtf8
+        );
     }
 }

@@ -454,13 +454,21 @@ pub fn parse_block(text: &str) -> Result<Value<'_>, DecodeError> {
             }
         }
         if !header.is_ready() {
-            return Err(DecodeError::new(Reason::InvalidZeek, format!("line {}: a row before the #fields header", i + 1)));
+            return Err(DecodeError::new(
+                Reason::InvalidZeek,
+                format!("line {}: a row before the #fields header", i + 1),
+            ));
         }
-        let row = header.parse_row(line).map_err(|e| DecodeError::new(e.reason, format!("line {}: {}", i + 1, e.message)))?;
+        let row = header
+            .parse_row(line)
+            .map_err(|e| DecodeError::new(e.reason, format!("line {}: {}", i + 1, e.message)))?;
         rows.push(row);
     }
     if rows.is_empty() {
-        return Err(DecodeError::new(Reason::EmptyEnvelope, "the Zeek log holds no rows"));
+        return Err(DecodeError::new(
+            Reason::EmptyEnvelope,
+            "the Zeek log holds no rows",
+        ));
     }
     Ok(Value::Array(Box::new(rows)))
 }
@@ -477,8 +485,21 @@ mod block_tests {
         let rows = v.as_array().unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].get("uid").and_then(|u| u.as_str()), Some("C2"));
-        assert_eq!(parse_block("#separator \\x09\n#fields\ta\n").unwrap_err().reason, Reason::EmptyEnvelope);
-        assert_eq!(parse_block("1\t2\n").unwrap_err().reason, Reason::InvalidZeek);
-        assert_eq!(parse_block("#separator \\x09\n#fields\ta\tb\n1\n").unwrap_err().reason, Reason::InvalidZeek);
+        assert_eq!(
+            parse_block("#separator \\x09\n#fields\ta\n")
+                .unwrap_err()
+                .reason,
+            Reason::EmptyEnvelope
+        );
+        assert_eq!(
+            parse_block("1\t2\n").unwrap_err().reason,
+            Reason::InvalidZeek
+        );
+        assert_eq!(
+            parse_block("#separator \\x09\n#fields\ta\tb\n1\n")
+                .unwrap_err()
+                .reason,
+            Reason::InvalidZeek
+        );
     }
 }

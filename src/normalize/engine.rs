@@ -105,7 +105,11 @@ pub fn toml_to_json(v: &toml::Value) -> Json {
         toml::Value::Boolean(b) => Json::Bool(*b),
         toml::Value::Datetime(d) => Json::String(d.to_string()),
         toml::Value::Array(a) => Json::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Json::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+        toml::Value::Table(t) => Json::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -136,8 +140,18 @@ impl Mapping {
             name: def.name.clone(),
             formats: def.formats.clone(),
             priority: def.priority,
-            detect: def.detect.as_ref().map(Cond::compile).transpose().context("detect")?,
-            product: Json::Object(def.product.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+            detect: def
+                .detect
+                .as_ref()
+                .map(Cond::compile)
+                .transpose()
+                .context("detect")?,
+            product: Json::Object(
+                def.product
+                    .iter()
+                    .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                    .collect(),
+            ),
             null_values: def
                 .null_values
                 .clone()
@@ -151,13 +165,22 @@ impl Mapping {
     /// Map one record. Never fails: a record no class rule matches becomes a Base Event with
     /// the source-wide fields mapped, the rest under `unmapped`, and a `class_unmapped` gap.
     pub fn apply(&self, record: &Value<'_>) -> Mapped {
-        let matched = self.classes.iter().find(|c| c.when.as_ref().is_none_or(|w| w.eval(record)));
+        let matched = self
+            .classes
+            .iter()
+            .find(|c| c.when.as_ref().is_none_or(|w| w.eval(record)));
         let class = matched.unwrap_or(&self.fallback);
         let mut alert = Map::new();
         let mut gaps = Vec::new();
         alert.insert("class_uid".into(), Json::from(class.class_uid));
-        alert.insert("activity_id".into(), Json::from(class.activity_id.unwrap_or(0)));
-        alert.insert("severity_id".into(), Json::from(class.severity_id.unwrap_or(1)));
+        alert.insert(
+            "activity_id".into(),
+            Json::from(class.activity_id.unwrap_or(0)),
+        );
+        alert.insert(
+            "severity_id".into(),
+            Json::from(class.severity_id.unwrap_or(1)),
+        );
         for rule in &class.rules {
             if let Some(v) = self.run_rule(rule, record, &mut gaps) {
                 path::set(&mut alert, &rule.target, v);
@@ -168,7 +191,11 @@ impl Mapping {
             alert.insert("unmapped".into(), unmapped);
         }
         if matched.is_none() {
-            gaps.push(Gap::new("class_unmapped", None, Some(format!("no class rule of `{}` matched", self.id))));
+            gaps.push(Gap::new(
+                "class_unmapped",
+                None,
+                Some(format!("no class rule of `{}` matched", self.id)),
+            ));
             // Everything beyond the source-wide fields is unmapped by definition; the
             // class_unmapped gap already says so.
             leaves = 0;
@@ -277,8 +304,16 @@ impl Mapping {
         value = match convert(rule.conv, value) {
             Ok(v) => v,
             Err(bad) => {
-                let code = if rule.target == "time" { "time_unparseable" } else { "value_invalid" };
-                gaps.push(Gap::new(code, Some(rule.target.clone()), Some(truncate_detail(&bad))));
+                let code = if rule.target == "time" {
+                    "time_unparseable"
+                } else {
+                    "value_invalid"
+                };
+                gaps.push(Gap::new(
+                    code,
+                    Some(rule.target.clone()),
+                    Some(truncate_detail(&bad)),
+                ));
                 return None;
             }
         };
@@ -294,11 +329,21 @@ impl Mapping {
     }
 
     /// The part of `v` (at `prefix`) no rule consumed, with the count of its leaves.
-    fn unmapped(&self, v: &Value<'_>, class: &CompiledClass, prefix: &str, leaves: &mut usize) -> Option<Json> {
+    fn unmapped(
+        &self,
+        v: &Value<'_>,
+        class: &CompiledClass,
+        prefix: &str,
+        leaves: &mut usize,
+    ) -> Option<Json> {
         let Value::Object(obj) = v else { return None };
         let mut out = Map::new();
         for (k, child) in obj.iter() {
-            let full = if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+            let full = if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            };
             if class.consumed.contains(&full) {
                 continue;
             }
@@ -370,7 +415,9 @@ fn convert(conv: Conv, v: Json) -> Result<Json, String> {
         Conv::Upper => Json::String(json_text(&v).ok_or_else(|| bad(&v))?.to_uppercase()),
         Conv::Int | Conv::Port => {
             let n = match &v {
-                Json::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+                Json::Number(n) => n
+                    .as_i64()
+                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
                 Json::String(s) => parse_int(s),
                 Json::Bool(b) => Some(*b as i64),
                 _ => None,
@@ -388,7 +435,9 @@ fn convert(conv: Conv, v: Json) -> Result<Json, String> {
                 _ => None,
             }
             .ok_or_else(|| bad(&v))?;
-            serde_json::Number::from_f64(f).map(Json::Number).ok_or_else(|| bad(&v))?
+            serde_json::Number::from_f64(f)
+                .map(Json::Number)
+                .ok_or_else(|| bad(&v))?
         }
         Conv::Bool => match json_text(&v).map(|s| s.to_ascii_lowercase()).as_deref() {
             Some("true" | "t" | "1" | "yes" | "y" | "success") => Json::Bool(true),
@@ -407,7 +456,10 @@ fn convert(conv: Conv, v: Json) -> Result<Json, String> {
         Conv::Ip => {
             let s = json_text(&v).ok_or_else(|| bad(&v))?;
             let t = s.trim().trim_start_matches('[').trim_end_matches(']');
-            let t = t.strip_prefix("::ffff:").filter(|r| r.contains('.')).unwrap_or(t);
+            let t = t
+                .strip_prefix("::ffff:")
+                .filter(|r| r.contains('.'))
+                .unwrap_or(t);
             let ip: std::net::IpAddr = t.parse().map_err(|_| s.clone())?;
             Json::String(ip.to_string())
         }
@@ -419,9 +471,12 @@ fn parse_int(s: &str) -> Option<i64> {
     if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         return i64::from_str_radix(hex, 16).ok();
     }
-    s.parse::<i64>()
-        .ok()
-        .or_else(|| s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.is_finite()).map(|f| f as i64))
+    s.parse::<i64>().ok().or_else(|| {
+        s.parse::<f64>()
+            .ok()
+            .filter(|f| f.fract() == 0.0 && f.is_finite())
+            .map(|f| f as i64)
+    })
 }
 
 fn parse_conv(s: Option<&str>) -> anyhow::Result<Conv> {
@@ -449,7 +504,9 @@ fn parse_template(t: &str) -> anyhow::Result<Vec<TplPart>> {
         if open > 0 {
             parts.push(TplPart::Lit(rest[..open].to_string()));
         }
-        let close = rest[open..].find('}').with_context(|| format!("unclosed `{{` in template `{t}`"))?;
+        let close = rest[open..]
+            .find('}')
+            .with_context(|| format!("unclosed `{{` in template `{t}`"))?;
         parts.push(TplPart::Field(CPath::new(&rest[open + 1..open + close])));
         rest = &rest[open + close + 1..];
     }
@@ -471,7 +528,11 @@ fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow
         }
         FieldDef::Rule(r) => r,
     };
-    let sources = [def.from.is_some(), def.constant.is_some(), def.template.is_some()];
+    let sources = [
+        def.from.is_some(),
+        def.constant.is_some(),
+        def.template.is_some(),
+    ];
     if sources.iter().filter(|s| **s).count() != 1 {
         bail!("`{target}`: give exactly one of `from`, `const`, `template`");
     }
@@ -509,8 +570,17 @@ fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow
         target: target.to_string(),
         source,
         split: def.split.clone(),
-        regex: def.regex.as_deref().map(Regex::new).transpose().with_context(|| format!("`{target}`: regex"))?,
-        map: def.map.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+        regex: def
+            .regex
+            .as_deref()
+            .map(Regex::new)
+            .transpose()
+            .with_context(|| format!("`{target}`: regex"))?,
+        map: def.map.as_ref().map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect()
+        }),
         map_default: def.map_default.as_ref().map(toml_to_json),
         map_keep_unknown: def.map_keep_unknown,
         conv: parse_conv(def.conv.as_deref()).with_context(|| format!("`{target}`"))?,
@@ -522,14 +592,23 @@ fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow
 
 fn compile_class(def: &MappingDef, class: &ClassDef) -> anyhow::Result<CompiledClass> {
     if class.class_uid != 0 && crate::ocsf::class(class.class_uid).is_none() {
-        bail!("class_uid {} is not an OCSF 1.8 class this build knows", class.class_uid);
+        bail!(
+            "class_uid {} is not an OCSF 1.8 class this build knows",
+            class.class_uid
+        );
     }
-    let mut merged: BTreeMap<&str, &FieldDef> = def.fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut merged: BTreeMap<&str, &FieldDef> =
+        def.fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
     for (k, v) in &class.fields {
         merged.insert(k.as_str(), v);
     }
     let mut reads = Vec::new();
-    let when = class.when.as_ref().map(Cond::compile).transpose().context("when")?;
+    let when = class
+        .when
+        .as_ref()
+        .map(Cond::compile)
+        .transpose()
+        .context("when")?;
     if let Some(w) = &when {
         w.paths(&mut reads);
     }
@@ -539,7 +618,13 @@ fn compile_class(def: &MappingDef, class: &ClassDef) -> anyhow::Result<CompiledC
     }
     let consumed: HashSet<String> = reads.into_iter().collect();
     let name = class.name.clone().unwrap_or_else(|| {
-        format!("{}:{}", def.id, crate::ocsf::class_name(class.class_uid).to_lowercase().replace(' ', "_"))
+        format!(
+            "{}:{}",
+            def.id,
+            crate::ocsf::class_name(class.class_uid)
+                .to_lowercase()
+                .replace(' ', "_")
+        )
     });
     Ok(CompiledClass {
         name,
@@ -610,11 +695,20 @@ activity_id = 6
         assert_eq!(a["status_id"], 1);
         assert_eq!(a["severity_id"], 2);
         assert_eq!(a["logon_type_id"], 3);
-        assert_eq!(a["auth_protocol"], "KERBEROS", "map_keep_unknown keeps what the map lacks");
-        assert_eq!(a["file"]["hashes"], serde_json::json!([{"algorithm": "SHA1", "value": "ab12"}, {"algorithm": "MD5", "value": "cd34"}]));
+        assert_eq!(
+            a["auth_protocol"], "KERBEROS",
+            "map_keep_unknown keeps what the map lacks"
+        );
+        assert_eq!(
+            a["file"]["hashes"],
+            serde_json::json!([{"algorithm": "SHA1", "value": "ab12"}, {"algorithm": "MD5", "value": "cd34"}])
+        );
         assert_eq!(a["src_endpoint"]["ip"], "10.1.2.3");
         assert_eq!(a["metadata"]["product"]["vendor_name"], "Acme");
-        assert_eq!(a["unmapped"], serde_json::json!({"extra": {"a": 1}, "@version": "1"}));
+        assert_eq!(
+            a["unmapped"],
+            serde_json::json!({"extra": {"a": 1}, "@version": "1"})
+        );
         assert_eq!(out.unmapped_leaves, 1, "transport fields are not counted");
         assert!(out.gaps.is_empty(), "{:?}", out.gaps);
     }
@@ -622,9 +716,16 @@ activity_id = 6
     #[test]
     fn second_rule_catches_the_rest_and_bad_values_become_gaps() {
         let m = mapping(M);
-        let out = run(&m, r#"{"kind":"flow","timestamp":"yesterday","src":"not-an-ip","dport":70000}"#);
+        let out = run(
+            &m,
+            r#"{"kind":"flow","timestamp":"yesterday","src":"not-an-ip","dport":70000}"#,
+        );
         assert_eq!(out.class_uid, 4001);
-        let codes: Vec<_> = out.gaps.iter().map(|g| (g.code, g.field.clone().unwrap())).collect();
+        let codes: Vec<_> = out
+            .gaps
+            .iter()
+            .map(|g| (g.code, g.field.clone().unwrap()))
+            .collect();
         assert!(codes.contains(&("time_unparseable", "time".into())));
         assert!(codes.contains(&("value_invalid", "src_endpoint.ip".into())));
         assert!(codes.contains(&("value_invalid", "dst_endpoint.port".into())));
@@ -634,7 +735,10 @@ activity_id = 6
 
     #[test]
     fn no_matching_class_is_a_base_event_with_everything_unmapped() {
-        let src = M.replace("[[class]]\nclass_uid = 4001", "[[class]]\nwhen = { has = \"never\" }\nclass_uid = 4001");
+        let src = M.replace(
+            "[[class]]\nclass_uid = 4001",
+            "[[class]]\nwhen = { has = \"never\" }\nclass_uid = 4001",
+        );
         let m = mapping(&src);
         let out = run(&m, r#"{"kind":"other","x":1}"#);
         assert_eq!(out.class_uid, 0);

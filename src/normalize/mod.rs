@@ -55,11 +55,17 @@ pub struct Normalizer {
 
 impl Normalizer {
     /// Compile the given mapping files (name, TOML text).
-    pub fn from_sources<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>, routes: Vec<Route>) -> anyhow::Result<Normalizer> {
+    pub fn from_sources<'a>(
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+        routes: Vec<Route>,
+    ) -> anyhow::Result<Normalizer> {
         let mut mappings = Vec::new();
         for (name, text) in files {
-            let def: spec::MappingDef = toml::from_str(text).with_context(|| format!("mapping file {name}"))?;
-            mappings.push(Arc::new(Mapping::compile(&def).with_context(|| format!("mapping file {name}"))?));
+            let def: spec::MappingDef =
+                toml::from_str(text).with_context(|| format!("mapping file {name}"))?;
+            mappings.push(Arc::new(
+                Mapping::compile(&def).with_context(|| format!("mapping file {name}"))?,
+            ));
         }
         mappings.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
         for w in mappings.windows(2) {
@@ -69,7 +75,11 @@ impl Normalizer {
         }
         for r in &routes {
             if !mappings.iter().any(|m| m.id == r.source) {
-                anyhow::bail!("route `{}` names source `{}`, which no mapping defines", r.input, r.source);
+                anyhow::bail!(
+                    "route `{}` names source `{}`, which no mapping defines",
+                    r.input,
+                    r.source
+                );
             }
         }
         Ok(Normalizer { mappings, routes })
@@ -108,7 +118,8 @@ impl Normalizer {
             return self.mapping(&route.source);
         }
         self.mappings.iter().find(|m| {
-            m.formats.iter().any(|f| f == format) && m.detect.as_ref().is_some_and(|d| d.eval(record))
+            m.formats.iter().any(|f| f == format)
+                && m.detect.as_ref().is_some_and(|d| d.eval(record))
         })
     }
 
@@ -128,7 +139,11 @@ impl Normalizer {
                     class_uid: 0,
                     rule: None,
                     unmapped_leaves: 0,
-                    gaps: vec![Gap::new("source_unmapped", None, Some(format!("no mapping recognised this {format} record")))],
+                    gaps: vec![Gap::new(
+                        "source_unmapped",
+                        None,
+                        Some(format!("no mapping recognised this {format} record")),
+                    )],
                 }
             }
         };
@@ -145,22 +160,39 @@ fn finish(mapped: &mut Mapped) {
     let severity_id = a.get("severity_id").and_then(Json::as_i64).unwrap_or(0);
     let category_uid = if class_uid == 0 { 0 } else { class_uid / 1000 };
     a.insert("category_uid".into(), Json::from(category_uid));
-    a.insert("category_name".into(), Json::from(ocsf::category_name(category_uid)));
+    a.insert(
+        "category_name".into(),
+        Json::from(ocsf::category_name(category_uid)),
+    );
     a.insert("class_name".into(), Json::from(ocsf::class_name(class_uid)));
-    a.insert("activity_name".into(), Json::from(ocsf::activity_name(class_uid, activity_id)));
-    a.insert("type_uid".into(), Json::from(class_uid as i64 * 100 + activity_id));
+    a.insert(
+        "activity_name".into(),
+        Json::from(ocsf::activity_name(class_uid, activity_id)),
+    );
+    a.insert(
+        "type_uid".into(),
+        Json::from(class_uid as i64 * 100 + activity_id),
+    );
     a.insert(
         "type_name".into(),
-        Json::from(format!("{}: {}", ocsf::class_name(class_uid), ocsf::activity_name(class_uid, activity_id))),
+        Json::from(format!(
+            "{}: {}",
+            ocsf::class_name(class_uid),
+            ocsf::activity_name(class_uid, activity_id)
+        )),
     );
-    a.insert("severity".into(), Json::from(ocsf::severity_name(severity_id)));
+    a.insert(
+        "severity".into(),
+        Json::from(ocsf::severity_name(severity_id)),
+    );
     crate::path::set(a, "metadata.version", Json::from(ocsf::VERSION));
 }
 
 /// Glob match with `*` over the whole input name or its last path component.
 pub fn route_matches(glob: &str, input: &str) -> bool {
     let file_name = input.rsplit(['/', '\\']).next().unwrap_or(input);
-    glob_match(glob.as_bytes(), input.as_bytes()) || glob_match(glob.as_bytes(), file_name.as_bytes())
+    glob_match(glob.as_bytes(), input.as_bytes())
+        || glob_match(glob.as_bytes(), file_name.as_bytes())
 }
 
 fn glob_match(pat: &[u8], s: &[u8]) -> bool {

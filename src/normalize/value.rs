@@ -42,7 +42,9 @@ pub fn text<'v>(v: &'v Value<'_>) -> Option<Cow<'v, str>> {
     match v {
         Value::String(s) => Some(Cow::Borrowed(s.as_ref())),
         Value::Static(StaticNode::Null) => None,
-        Value::Static(StaticNode::Bool(b)) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Static(StaticNode::Bool(b)) => {
+            Some(Cow::Borrowed(if *b { "true" } else { "false" }))
+        }
         Value::Static(StaticNode::I64(n)) => Some(Cow::Owned(n.to_string())),
         Value::Static(StaticNode::U64(n)) => Some(Cow::Owned(n.to_string())),
         Value::Static(StaticNode::F64(n)) => Some(Cow::Owned(n.to_string())),
@@ -104,12 +106,24 @@ mod tests {
     fn dotted_keys_and_nesting_both_resolve() {
         let mut flat = br#"{"id.orig_h":"10.0.0.1","a":{"b":[{"c":1}]},"@timestamp":"t"}"#.to_vec();
         let v = simd_json::to_borrowed_value(&mut flat).unwrap();
-        assert_eq!(text(lookup(&v, &CPath::new("id.orig_h")).unwrap()).unwrap(), "10.0.0.1");
-        assert_eq!(text(lookup(&v, &CPath::new("a.b.0.c")).unwrap()).unwrap(), "1");
-        assert_eq!(text(lookup(&v, &CPath::new("@timestamp")).unwrap()).unwrap(), "t");
+        assert_eq!(
+            text(lookup(&v, &CPath::new("id.orig_h")).unwrap()).unwrap(),
+            "10.0.0.1"
+        );
+        assert_eq!(
+            text(lookup(&v, &CPath::new("a.b.0.c")).unwrap()).unwrap(),
+            "1"
+        );
+        assert_eq!(
+            text(lookup(&v, &CPath::new("@timestamp")).unwrap()).unwrap(),
+            "t"
+        );
         assert!(lookup(&v, &CPath::new("a.x")).is_none());
         let mut nested = br#"{"id":{"orig_h":"10.0.0.2"}}"#.to_vec();
         let v = simd_json::to_borrowed_value(&mut nested).unwrap();
-        assert_eq!(text(lookup(&v, &CPath::new("id.orig_h")).unwrap()).unwrap(), "10.0.0.2");
+        assert_eq!(
+            text(lookup(&v, &CPath::new("id.orig_h")).unwrap()).unwrap(),
+            "10.0.0.2"
+        );
     }
 }

@@ -41,12 +41,24 @@ impl ProducerContext for ProduceCtx {
         };
         match result {
             Ok(_) => {
-                self.shared.offsets.lock().expect("offsets lock").ack(&p.topic, p.partition, p.offset);
-                self.shared.metrics.produced.with_label_values(&[out_topic.as_str(), "ok"]).inc();
+                self.shared.offsets.lock().expect("offsets lock").ack(
+                    &p.topic,
+                    p.partition,
+                    p.offset,
+                );
+                self.shared
+                    .metrics
+                    .produced
+                    .with_label_values(&[out_topic.as_str(), "ok"])
+                    .inc();
                 if let Some(ms) = p.broker_ms {
                     let now = chrono::Utc::now().timestamp_millis();
                     let secs = (now - ms).max(0) as f64 / 1000.0;
-                    self.shared.metrics.latency.with_label_values(&[p.topic.as_ref()]).observe(secs);
+                    self.shared
+                        .metrics
+                        .latency
+                        .with_label_values(&[p.topic.as_ref()])
+                        .observe(secs);
                 }
             }
             Err((e, _)) => {
@@ -55,8 +67,17 @@ impl ProducerContext for ProduceCtx {
                 // restart reprocesses from the last committed offset.
                 let reason = format!("delivery to {out_topic} failed: {e}");
                 tracing::error!(topic = %p.topic, partition = p.partition, offset = p.offset, %reason, "output failed");
-                self.shared.offsets.lock().expect("offsets lock").fail(&p.topic, p.partition, p.offset, reason.clone());
-                self.shared.metrics.produced.with_label_values(&[out_topic.as_str(), "failed"]).inc();
+                self.shared.offsets.lock().expect("offsets lock").fail(
+                    &p.topic,
+                    p.partition,
+                    p.offset,
+                    reason.clone(),
+                );
+                self.shared
+                    .metrics
+                    .produced
+                    .with_label_values(&[out_topic.as_str(), "failed"])
+                    .inc();
                 self.shared.fail(reason);
             }
         }
@@ -75,7 +96,11 @@ impl ClientContext for ConsumeCtx {
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.shared.metrics.consumer_lag.with_label_values(&[topic.as_str(), &partition.to_string()]).set(p.consumer_lag);
+                    self.shared
+                        .metrics
+                        .consumer_lag
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(p.consumer_lag);
                 }
             }
         }
@@ -88,7 +113,9 @@ impl ClientContext for ConsumeCtx {
 
 impl ConsumerContext for ConsumeCtx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else { return };
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
         // Drain: every output already handed to the producer gets its acknowledgement (or
         // fails) before the partitions are given up.
         if let Some(p) = self.producer.get() {
@@ -102,20 +129,35 @@ impl ConsumerContext for ConsumeCtx {
             for e in tpl.elements() {
                 if let Some(tracker) = offsets.revoke(e.topic(), e.partition()) {
                     if let Some(o) = tracker.to_commit() {
-                        let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o));
+                        let _ = commit.add_partition_offset(
+                            e.topic(),
+                            e.partition(),
+                            Offset::Offset(o),
+                        );
                     }
                 }
             }
         }
         if commit.count() > 0 {
             let result = consumer.commit(&commit, CommitMode::Sync);
-            self.shared.metrics.commits.with_label_values(&[if result.is_ok() { "ok" } else { "failed" }]).inc();
+            self.shared
+                .metrics
+                .commits
+                .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
+                .inc();
             match result {
-                Ok(()) => tracing::info!(partitions = commit.count(), "committed revoked partitions"),
-                Err(e) => tracing::warn!(%e, "final commit on revoke failed; the next owner reprocesses from the previous commit"),
+                Ok(()) => {
+                    tracing::info!(partitions = commit.count(), "committed revoked partitions")
+                }
+                Err(e) => {
+                    tracing::warn!(%e, "final commit on revoke failed; the next owner reprocesses from the previous commit")
+                }
             }
         }
-        self.shared.assigned.fetch_sub(tpl.count().min(self.shared.assigned.load(Ordering::SeqCst)), Ordering::SeqCst);
+        self.shared.assigned.fetch_sub(
+            tpl.count().min(self.shared.assigned.load(Ordering::SeqCst)),
+            Ordering::SeqCst,
+        );
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -125,7 +167,9 @@ impl ConsumerContext for ConsumeCtx {
                 for e in tpl.elements() {
                     offsets.assign(e.topic(), e.partition());
                 }
-                self.shared.assigned.fetch_add(tpl.count(), Ordering::SeqCst);
+                self.shared
+                    .assigned
+                    .fetch_add(tpl.count(), Ordering::SeqCst);
                 tracing::info!(partitions = ?offsets.partitions(), "assigned");
             }
             Rebalance::Revoke(_) => {}
@@ -134,7 +178,11 @@ impl ConsumerContext for ConsumeCtx {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        self.shared.metrics.commits.with_label_values(&[if result.is_ok() { "ok" } else { "failed" }]).inc();
+        self.shared
+            .metrics
+            .commits
+            .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
+            .inc();
         match result {
             Ok(()) => {
                 let mut tracked = self.shared.offsets.lock().expect("offsets lock");

@@ -66,7 +66,9 @@ impl Shared {
 
     /// Ready: partitions assigned, not stopping, nothing failed.
     pub fn ready(&self) -> bool {
-        self.assigned.load(Ordering::SeqCst) > 0 && !self.stopping.load(Ordering::SeqCst) && self.fatal().is_none()
+        self.assigned.load(Ordering::SeqCst) > 0
+            && !self.stopping.load(Ordering::SeqCst)
+            && self.fatal().is_none()
     }
 
     /// Alive: nothing failed for good.
@@ -106,7 +108,10 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
 }
 
 /// The operator's librdkafka properties, set last so they win.
-fn passthrough(mut c: ClientConfig, props: &std::collections::BTreeMap<String, String>) -> ClientConfig {
+fn passthrough(
+    mut c: ClientConfig,
+    props: &std::collections::BTreeMap<String, String>,
+) -> ClientConfig {
     for (key, v) in props {
         c.set(key, v);
     }
@@ -129,7 +134,11 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
 }
 
 /// Run the worker until `shutdown` resolves or an output fails for good.
-pub async fn run(cfg: &Config, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunStats> {
+pub async fn run(
+    cfg: &Config,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<RunStats> {
     run_with(cfg, metrics, shutdown, |_| {}).await
 }
 
@@ -140,7 +149,10 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     mut on_outcome: impl FnMut(&Outcome),
 ) -> anyhow::Result<RunStats> {
-    let k = cfg.kafka.as_ref().context("the configuration has no [kafka] section")?;
+    let k = cfg
+        .kafka
+        .as_ref()
+        .context("the configuration has no [kafka] section")?;
     let commit_interval = duration(&k.commit_interval, "commit_interval")?;
     let drain = duration(&k.drain_timeout, "drain_timeout")?;
     let mut pipeline = Pipeline::from_config(cfg)?;
@@ -152,11 +164,19 @@ pub async fn run_with(
 
     let producer_slot = Arc::new(OnceLock::new());
     let producer: Arc<ThreadedProducer<ProduceCtx>> = Arc::new(
-        producer_config(k).create_with_context(ProduceCtx { shared: shared.clone() }).context("creating the producer")?,
+        producer_config(k)
+            .create_with_context(ProduceCtx {
+                shared: shared.clone(),
+            })
+            .context("creating the producer")?,
     );
     let _ = producer_slot.set(producer.clone());
     let consumer: StreamConsumer<ConsumeCtx> = consumer_config(k)
-        .create_with_context(ConsumeCtx { shared: shared.clone(), producer: producer_slot, drain })
+        .create_with_context(ConsumeCtx {
+            shared: shared.clone(),
+            producer: producer_slot,
+            drain,
+        })
         .context("creating the consumer")?;
     let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribing")?;
@@ -277,26 +297,56 @@ pub async fn run_with(
 }
 
 /// The dead-letter message: original bytes as the value, the rest in headers.
-fn dead_letter_record<'a>(topic: &'a str, d: &'a DeadLetter, p: Box<Pending>) -> BaseRecord<'a, [u8], [u8], Box<Pending>> {
+fn dead_letter_record<'a>(
+    topic: &'a str,
+    d: &'a DeadLetter,
+    p: Box<Pending>,
+) -> BaseRecord<'a, [u8], [u8], Box<Pending>> {
     let mut headers = OwnedHeaders::new()
-        .insert(Header { key: "alertctx.reason", value: Some(d.reason) })
-        .insert(Header { key: "alertctx.message", value: Some(d.message.as_str()) });
-    if let Origin::Kafka { topic, partition, offset } = &d.origin {
+        .insert(Header {
+            key: "alertctx.reason",
+            value: Some(d.reason),
+        })
+        .insert(Header {
+            key: "alertctx.message",
+            value: Some(d.message.as_str()),
+        });
+    if let Origin::Kafka {
+        topic,
+        partition,
+        offset,
+    } = &d.origin
+    {
         headers = headers
-            .insert(Header { key: "alertctx.source.topic", value: Some(topic.as_ref()) })
-            .insert(Header { key: "alertctx.source.partition", value: Some(&partition.to_string()) })
-            .insert(Header { key: "alertctx.source.offset", value: Some(&offset.to_string()) });
+            .insert(Header {
+                key: "alertctx.source.topic",
+                value: Some(topic.as_ref()),
+            })
+            .insert(Header {
+                key: "alertctx.source.partition",
+                value: Some(&partition.to_string()),
+            })
+            .insert(Header {
+                key: "alertctx.source.offset",
+                value: Some(&offset.to_string()),
+            });
     }
     let key: &[u8] = match &d.origin {
         Origin::Kafka { topic, .. } => topic.as_bytes(),
         Origin::File { input, .. } => input.as_bytes(),
     };
-    BaseRecord::with_opaque_to(topic, p).key(key).payload(d.bytes.as_slice()).headers(headers)
+    BaseRecord::with_opaque_to(topic, p)
+        .key(key)
+        .payload(d.bytes.as_slice())
+        .headers(headers)
 }
 
 /// Hand one record to the producer, waiting while its queue is full. `Err` is a permanent
 /// refusal (the record is dropped by librdkafka and its opaque with it).
-async fn send<K, P>(producer: &ThreadedProducer<ProduceCtx>, mut rec: BaseRecord<'_, K, P, Box<Pending>>) -> Result<(), String>
+async fn send<K, P>(
+    producer: &ThreadedProducer<ProduceCtx>,
+    mut rec: BaseRecord<'_, K, P, Box<Pending>>,
+) -> Result<(), String>
 where
     K: rdkafka::message::ToBytes + ?Sized,
     P: rdkafka::message::ToBytes + ?Sized,

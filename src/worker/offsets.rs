@@ -88,7 +88,9 @@ pub struct Offsets {
 impl Offsets {
     /// Partitions were assigned: start tracking them (existing state is kept).
     pub fn assign(&mut self, topic: &str, partition: i32) {
-        self.parts.entry((topic.to_string(), partition)).or_default();
+        self.parts
+            .entry((topic.to_string(), partition))
+            .or_default();
     }
 
     /// Partitions were revoked: stop tracking; returns the final state for a last commit.
@@ -105,7 +107,9 @@ impl Offsets {
     ///
     /// [`owns`]: Offsets::owns
     pub fn get(&mut self, topic: &str, partition: i32) -> &mut PartitionTracker {
-        self.parts.entry((topic.to_string(), partition)).or_default()
+        self.parts
+            .entry((topic.to_string(), partition))
+            .or_default()
     }
 
     pub fn ack(&mut self, topic: &str, partition: i32, offset: i64) {
@@ -147,7 +151,10 @@ impl Offsets {
     pub fn failure(&self) -> Option<(String, i32, i64, String)> {
         self.parts
             .iter()
-            .filter_map(|((t, p), tr)| tr.first_failure().map(|(o, r)| (t.clone(), *p, o, r.to_string())))
+            .filter_map(|((t, p), tr)| {
+                tr.first_failure()
+                    .map(|(o, r)| (t.clone(), *p, o, r.to_string()))
+            })
             .min()
     }
 
@@ -171,11 +178,19 @@ mod tests {
         t.begin(12, 2); // an envelope: two bundles
         assert_eq!(t.committable(), Some(10));
         t.ack(12);
-        assert_eq!(t.committable(), Some(10), "12 still has one output waiting, and 10 too");
+        assert_eq!(
+            t.committable(),
+            Some(10),
+            "12 still has one output waiting, and 10 too"
+        );
         t.ack(10);
         assert_eq!(t.committable(), Some(12));
         t.ack(12);
-        assert_eq!(t.committable(), Some(13), "all done: commit the next offset to read");
+        assert_eq!(
+            t.committable(),
+            Some(13),
+            "all done: commit the next offset to read"
+        );
     }
 
     #[test]
@@ -196,16 +211,27 @@ mod tests {
         o.assign("raw", 1);
         o.get("raw", 0).begin(100, 1);
         o.get("raw", 1).begin(7, 0);
-        assert_eq!(o.commit_plan(), vec![("raw".into(), 0, 100), ("raw".into(), 1, 8)]);
+        assert_eq!(
+            o.commit_plan(),
+            vec![("raw".into(), 0, 100), ("raw".into(), 1, 8)]
+        );
         o.committed("raw", 0, 100);
         o.committed("raw", 1, 8);
         assert_eq!(o.commit_plan(), vec![], "nothing new to commit");
         o.ack("raw", 0, 100);
         assert_eq!(o.commit_plan(), vec![("raw".into(), 0, 101)]);
         let last = o.revoke("raw", 0).unwrap();
-        assert_eq!(last.to_commit(), Some(101), "the revoke handler commits this");
+        assert_eq!(
+            last.to_commit(),
+            Some(101),
+            "the revoke handler commits this"
+        );
         assert!(!o.owns("raw", 0));
-        assert_eq!(o.commit_plan(), vec![], "revoked partitions are never committed again");
+        assert_eq!(
+            o.commit_plan(),
+            vec![],
+            "revoked partitions are never committed again"
+        );
         o.ack("raw", 0, 100); // a late acknowledgement for a revoked partition is ignored
         assert_eq!(o.in_flight(), 0);
     }

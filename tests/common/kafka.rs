@@ -19,17 +19,39 @@ pub fn brokers() -> String {
 
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000)
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
+    )
 }
 
 pub async fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-    let new: Vec<NewTopic> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
-    let res = admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))).await;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let res = admin
+        .create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await;
     let res = res.unwrap_or_else(|e| panic!("cannot reach the Kafka broker at {brokers} ({e}); run the tests with scripts/test, which starts it"));
     for r in res {
         if let Err((t, e)) = r {
-            assert!(matches!(e, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists), "creating {t}: {e}");
+            assert!(
+                matches!(e, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists),
+                "creating {t}: {e}"
+            );
         }
     }
 }
@@ -37,8 +59,11 @@ pub async fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
 /// Produce messages round-robin over partitions; returns (partition, offset) per message in
 /// order. Fails the test if any message is not acknowledged.
 pub fn produce(brokers: &str, topic: &str, messages: &[Vec<u8>]) -> usize {
-    let p: ThreadedProducer<DefaultProducerContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).set("linger.ms", "5").create().unwrap();
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
     for m in messages {
         loop {
             match p.send(BaseRecord::<(), [u8]>::to(topic).payload(m.as_slice())) {
@@ -63,9 +88,12 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<OwnedMessage
     let mut tpl = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
     for p in 0..partitions {
-        let (lo, hi) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap();
+        let (lo, hi) = c
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
         if hi > lo {
-            tpl.add_partition_offset(topic, p, Offset::Offset(lo)).unwrap();
+            tpl.add_partition_offset(topic, p, Offset::Offset(lo))
+                .unwrap();
             ends.insert(p, hi);
         }
     }
@@ -76,7 +104,10 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<OwnedMessage
     c.assign(&tpl).unwrap();
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while ends.iter().any(|(p, hi)| next.get(p).copied().unwrap_or(0) < *hi) {
+    while ends
+        .iter()
+        .any(|(p, hi)| next.get(p).copied().unwrap_or(0) < *hi)
+    {
         assert!(Instant::now() < deadline, "timed out reading {topic}");
         if let Some(m) = c.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
@@ -90,18 +121,36 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<OwnedMessage
 /// Which input (topic, partition, offset) each output message came from.
 pub fn input_of(m: &OwnedMessage) -> (String, i32, i64) {
     if let Some(h) = m.headers() {
-        let get = |k: &str| h.iter().find(|x| x.key == k).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).to_string());
+        let get = |k: &str| {
+            h.iter()
+                .find(|x| x.key == k)
+                .and_then(|x| x.value)
+                .map(|v| String::from_utf8_lossy(v).to_string())
+        };
         if let Some(t) = get("alertctx.source.topic") {
-            return (t, get("alertctx.source.partition").unwrap().parse().unwrap(), get("alertctx.source.offset").unwrap().parse().unwrap());
+            return (
+                t,
+                get("alertctx.source.partition").unwrap().parse().unwrap(),
+                get("alertctx.source.offset").unwrap().parse().unwrap(),
+            );
         }
     }
     let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
     let i = &v["provenance"]["input"];
-    (i["topic"].as_str().unwrap().to_string(), i["partition"].as_i64().unwrap() as i32, i["offset"].as_i64().unwrap())
+    (
+        i["topic"].as_str().unwrap().to_string(),
+        i["partition"].as_i64().unwrap() as i32,
+        i["offset"].as_i64().unwrap(),
+    )
 }
 
 /// Outputs per input message, over the bundle and dead-letter topics.
-pub fn coverage(brokers: &str, out_topic: &str, dlq_topic: &str, partitions: i32) -> BTreeMap<(String, i32, i64), usize> {
+pub fn coverage(
+    brokers: &str,
+    out_topic: &str,
+    dlq_topic: &str,
+    partitions: i32,
+) -> BTreeMap<(String, i32, i64), usize> {
     let mut cov = BTreeMap::new();
     for t in [out_topic, dlq_topic] {
         for m in read_all(brokers, t, partitions) {
@@ -131,13 +180,29 @@ pub fn resent(brokers: &str, out_topic: &str, dlq_topic: &str, partitions: i32) 
 
 /// The (partition → end offset) of a topic.
 pub fn end_offsets(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-    (0..partitions).map(|p| (p, c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap().1)).collect()
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            (
+                p,
+                c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .unwrap()
+                    .1,
+            )
+        })
+        .collect()
 }
 
 /// The group's committed offsets for a topic.
 pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
@@ -145,12 +210,35 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BT
     let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
     got.elements()
         .iter()
-        .map(|e| (e.partition(), match e.offset() { Offset::Offset(o) => o, _ => -1 }))
+        .map(|e| {
+            (
+                e.partition(),
+                match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => -1,
+                },
+            )
+        })
         .collect()
 }
 
 /// A worker configuration for tests.
-pub fn worker_config(brokers: &str, group: &str, raw: &str, out: &str, dlq: &str, dedup: bool, listen: &str) -> Config {
+pub fn worker_config(
+    brokers: &str,
+    group: &str,
+    raw: &str,
+    out: &str,
+    dlq: &str,
+    dedup: bool,
+    listen: &str,
+) -> Config {
+    if std::env::var_os("ALERTCTX_TEST_TRACE").is_some() {
+        // The worker's own log on stderr, to see rebalances and commits when a test stalls.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter("alertctx=debug")
+            .try_init();
+    }
     let mut cfg = Config::default();
     cfg.dedup.enabled = dedup;
     cfg.quality.reference_time = "none".into();
@@ -164,7 +252,11 @@ pub fn worker_config(brokers: &str, group: &str, raw: &str, out: &str, dlq: &str
         max_in_flight: 5_000,
         commit_interval: "200ms".into(),
         drain_timeout: "10s".into(),
-        consumer: [("session.timeout.ms".to_string(), "6000".to_string()), ("heartbeat.interval.ms".to_string(), "500".to_string())].into(),
+        consumer: [
+            ("session.timeout.ms".to_string(), "6000".to_string()),
+            ("heartbeat.interval.ms".to_string(), "500".to_string()),
+        ]
+        .into(),
         producer: Default::default(),
     });
     cfg
@@ -172,7 +264,10 @@ pub fn worker_config(brokers: &str, group: &str, raw: &str, out: &str, dlq: &str
 
 /// The example telemetry as messages, repeated `times` times.
 pub fn example_payloads(times: usize) -> Vec<Vec<u8>> {
-    let one: Vec<Vec<u8>> = alertctx::demo::example_messages().into_iter().map(|(_, b)| b).collect();
+    let one: Vec<Vec<u8>> = alertctx::demo::example_messages()
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
     (0..times).flat_map(|_| one.clone()).collect()
 }
 
@@ -186,11 +281,18 @@ pub fn free_addr() -> String {
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
     let status = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 

@@ -31,14 +31,28 @@ pub struct SchemaCheck(jsonschema::Validator);
 
 impl SchemaCheck {
     pub fn new() -> SchemaCheck {
-        let schema: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/bundle.schema.json")).unwrap()).unwrap();
-        SchemaCheck(jsonschema::options().should_validate_formats(true).build(&schema).expect("bundle schema compiles"))
+        let schema: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(repo().join("schemas/bundle.schema.json")).unwrap(),
+        )
+        .unwrap();
+        SchemaCheck(
+            jsonschema::options()
+                .should_validate_formats(true)
+                .build(&schema)
+                .expect("bundle schema compiles"),
+        )
     }
 
     pub fn check(&self, bundle: &serde_json::Value) {
-        let errors: Vec<String> = self.0.iter_errors(bundle).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-        assert!(errors.is_empty(), "bundle does not match schemas/bundle.schema.json: {errors:#?}\n{bundle}");
+        let errors: Vec<String> = self
+            .0
+            .iter_errors(bundle)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "bundle does not match schemas/bundle.schema.json: {errors:#?}\n{bundle}"
+        );
     }
 }
 
