@@ -56,6 +56,11 @@ pub struct Provenance<'a> {
     pub mapping_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_rule: Option<&'a str>,
+    /// The time (ms since the epoch) age and clock-skew checks were measured against: the
+    /// broker timestamp in the worker, the clock or a fixed time in `process`; absent when
+    /// `quality.reference_time = "none"`. A replay needs it to reproduce the quality layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_time: Option<i64>,
     pub pipeline: &'a PipelineInfo,
     pub reference_data: &'a [RefData],
 }

@@ -34,6 +34,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Send the example telemetry to a real cluster's raw topics (`<prefix><source>`).
     Produce(crate::produce::ProduceArgs),
+    /// Replay one bundle from its provenance: is it reproduced byte for byte, and which mapping
+    /// rule, enricher, tag rule and check produced each part.
+    Explain(crate::explain::ExplainArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +84,13 @@ pub struct ProcessArgs {
     /// Suppress the summary on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Threads for the stages without shared state (decode, normalize, sanitise; tag, score,
+    /// write). 0: one per core. The output is the same for any value.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Records handed to the threads at a time. The output is the same for any value.
+    #[arg(long, default_value_t = 2048)]
+    pub batch_size: usize,
     /// Input files; `-` or none for stdin.
     pub inputs: Vec<PathBuf>,
 }
@@ -208,6 +218,11 @@ pub fn process(args: &ProcessArgs) -> anyhow::Result<Summary> {
     } else {
         None
     };
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let batch_size = args.batch_size.max(1);
     let mut summary = Summary::default();
     let mut outcomes = Vec::new();
     let mut framed = Vec::new();
@@ -234,9 +249,15 @@ pub fn process(args: &ProcessArgs) -> anyhow::Result<Summary> {
                     bar.inc(n as u64);
                 }
             }
-            for f in framed.drain(..) {
-                pipeline.process_framed(f, RecordContext::default(), &mut outcomes);
+            if framed.len() < batch_size && n != 0 {
+                continue;
             }
+            pipeline.process_batch(
+                std::mem::take(&mut framed),
+                threads,
+                RecordContext::default(),
+                &mut outcomes,
+            );
             for o in outcomes.drain(..) {
                 summary.add(&o);
                 match o {

@@ -14,8 +14,11 @@
 //! 7. [`score`]     — data-gap codes and the 0–100 quality score.
 //! 8. [`bundle`]    — the layered context bundle and its serialisation.
 //!
-//! [`pipeline`] calls those stages in order over a batch; it does no I/O. The shells that do
-//! I/O (`alertctx process` in [`cli`]) feed it records and report what it returns.
+//! [`pipeline`] calls those stages in order; it does no I/O. It runs them in three steps —
+//! decode to sanitise (any thread), dedup and enrich (one thread, in input order), tag to
+//! serialise (any thread) — so output never depends on the thread count. The shells that do
+//! I/O feed it records and report what it returns: `alertctx process` in [`cli`], the Kafka
+//! worker in [`worker`], and [`explain`], which replays one bundle from its provenance.
 
 pub mod bundle;
 pub mod cli;
@@ -25,6 +28,7 @@ pub mod decode;
 pub mod dedup;
 pub mod demo;
 pub mod enrich;
+pub mod explain;
 pub mod generate;
 pub mod http;
 pub mod metrics;

@@ -11,6 +11,7 @@ fn main() {
         Command::Demo(args) => alertctx::demo::run(args),
         Command::Generate(args) => cli::generate(args),
         Command::Produce(args) => alertctx::produce::run(args),
+        Command::Explain(args) => alertctx::explain::run(args),
         Command::Validate(args) => {
             let problems = cli::validate_config(&args.config);
             for p in &problems {

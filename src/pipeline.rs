@@ -193,6 +193,15 @@ impl Pipeline {
         &self.reference
     }
 
+    /// (tag rule id, tag) for every tag the rules give this alert, for `explain`.
+    pub fn tag_trace(
+        &self,
+        alert: &serde_json::Value,
+        enrich: &EnrichOutput,
+    ) -> Vec<(String, String)> {
+        self.tagger.tag(alert, enrich).fired
+    }
+
     /// Fingerprints the dedup window remembers.
     pub fn dedup_len(&self) -> usize {
         self.deduper.len()
@@ -212,82 +221,165 @@ impl Pipeline {
         }
     }
 
-    /// Process one record.
+    /// Process one record: all three stages in a row.
     pub fn process(&mut self, record: &RawRecord, ctx: RecordContext, out: &mut Vec<Outcome>) {
         let mut buf = std::mem::take(&mut self.buf);
-        match decode::decode_record(record, &mut buf, &self.limits) {
-            Err(e) => out.push(Outcome::DeadLetter(DeadLetter::from_error(
-                record.origin.clone(),
-                None,
-                record.bytes.clone(),
-                &e,
-            ))),
-            Ok(value) => {
-                let unwrapped = match record.kind {
-                    RecordKind::Json | RecordKind::ZeekBlock => json::unwrap_envelope(value),
-                    _ => Ok((vec![value], false)),
-                };
-                match unwrapped {
-                    Err(e) => out.push(Outcome::DeadLetter(DeadLetter::from_error(
-                        record.origin.clone(),
-                        None,
-                        record.bytes.clone(),
-                        &e,
-                    ))),
-                    Ok((items, envelope)) => {
-                        for (i, item) in items.into_iter().enumerate() {
-                            let index = envelope.then_some(i);
-                            out.push(self.one(item, record, index, ctx));
-                        }
-                    }
+        let mut prepared = Vec::new();
+        self.prepare(record, &mut buf, &mut prepared);
+        self.buf = buf;
+        for p in prepared {
+            match p {
+                Err(d) => out.push(Outcome::DeadLetter(d)),
+                Ok(p) => out.push(match self.fold(p) {
+                    Folded::Duplicate(o) => o,
+                    Folded::Kept(k) => self.finish(*k, ctx),
+                }),
+            }
+        }
+    }
+
+    /// Process a batch of framed records with up to `threads` threads, giving exactly what
+    /// [`process_framed`](Pipeline::process_framed) gives one by one, in the same order.
+    /// Stages 1 and 3 run on slices of the batch in parallel; stage 2 (dedup, enrichment)
+    /// runs on one thread in input order, so repeat counts cannot depend on scheduling.
+    pub fn process_batch(
+        &mut self,
+        batch: Vec<Framed>,
+        threads: usize,
+        ctx: RecordContext,
+        out: &mut Vec<Outcome>,
+    ) {
+        let this = &*self;
+        let prepared = par_map(batch, threads, |chunk| {
+            let (mut buf, mut v) = (Vec::new(), Vec::new());
+            for f in chunk {
+                match f {
+                    Framed::Record(r) => this.prepare(&r, &mut buf, &mut v),
+                    Framed::Error {
+                        origin,
+                        bytes,
+                        error,
+                    } => v.push(Err(DeadLetter::from_error(origin, None, bytes, &error))),
+                }
+            }
+            v
+        });
+        let folded: Vec<Folded> = prepared
+            .into_iter()
+            .map(|p| match p {
+                Err(d) => Folded::Duplicate(Outcome::DeadLetter(d)),
+                Ok(p) => self.fold(p),
+            })
+            .collect();
+        let this = &*self;
+        out.extend(par_map(folded, threads, |chunk| {
+            chunk
+                .into_iter()
+                .map(|f| match f {
+                    Folded::Duplicate(o) => o,
+                    Folded::Kept(k) => this.finish(*k, ctx),
+                })
+                .collect()
+        }));
+    }
+
+    /// Stage 1, without shared state (any thread): decode, unwrap envelopes, normalize,
+    /// sanitise. One entry per record the input holds, or one dead letter.
+    pub fn prepare(
+        &self,
+        record: &RawRecord,
+        buf: &mut Vec<u8>,
+        out: &mut Vec<Result<Prepared, DeadLetter>>,
+    ) {
+        let dead = |e: &DecodeError| {
+            DeadLetter::from_error(record.origin.clone(), None, record.bytes.clone(), e)
+        };
+        let value = match decode::decode_record(record, buf, &self.limits) {
+            Err(e) => return out.push(Err(dead(&e))),
+            Ok(v) => v,
+        };
+        let unwrapped = match record.kind {
+            RecordKind::Json | RecordKind::ZeekBlock => json::unwrap_envelope(value),
+            _ => Ok((vec![value], false)),
+        };
+        match unwrapped {
+            Err(e) => out.push(Err(dead(&e))),
+            Ok((items, envelope)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    out.push(Ok(self.prepare_one(item, record, envelope.then_some(i))));
                 }
             }
         }
-        self.buf = buf;
     }
 
-    fn one(
-        &mut self,
+    fn prepare_one(
+        &self,
         mut value: Value<'_>,
         record: &RawRecord,
         index: Option<usize>,
-        ctx: RecordContext,
-    ) -> Outcome {
-        let format: String = match &record.kind {
-            RecordKind::Json => "json".into(),
-            RecordKind::Xml => "winxml".into(),
-            RecordKind::ZeekTsv(_) | RecordKind::ZeekBlock => "zeek_tsv".into(),
-            RecordKind::Text => value
-                .as_object_mut()
-                .and_then(|o| o.remove("_format"))
-                .and_then(|f| f.as_str().map(str::to_string))
-                .unwrap_or_else(|| "text".into()),
-        };
-        let input = record.origin.input_name();
-        let normalized = self.normalizer.normalize(&value, &format, input);
+    ) -> Prepared {
+        let format = record_format(&record.kind, &mut value);
+        let normalized = self
+            .normalizer
+            .normalize(&value, &format, record.origin.input_name());
         drop(value);
         let source = normalized.source_id().to_string();
-        let mapping = normalized.mapping.clone();
         let mut mapped = normalized.mapped;
-        let class_uid = mapped.class_uid;
         let mut alert = serde_json::Value::Object(std::mem::take(&mut mapped.alert));
         let safety = self.sanitizer.sanitize(&mut alert);
+        Prepared {
+            origin: record.origin.clone(),
+            index,
+            source,
+            mapping: normalized.mapping,
+            mapped,
+            alert,
+            safety,
+        }
+    }
 
-        let dedup = match self.deduper.check(&alert, class_uid, &source) {
+    /// Stage 2, in input order (state: the dedup window, the enrichers' caches): fold repeats,
+    /// then enrich what is kept.
+    pub fn fold(&mut self, p: Prepared) -> Folded {
+        let class_uid = p.mapped.class_uid;
+        let dedup = match self.deduper.check(&p.alert, class_uid, &p.source) {
             Verdict::Repeat { fingerprint, .. } => {
-                return Outcome::Duplicate {
-                    source,
+                return Folded::Duplicate(Outcome::Duplicate {
+                    source: p.source,
                     class_uid,
                     fingerprint,
-                }
+                });
             }
             Verdict::First(info) => info,
         };
-
         let mut enrich = EnrichOutput::default();
         for e in &mut self.enrichers {
-            e.enrich(&alert, &mut enrich);
+            e.enrich(&p.alert, &mut enrich);
         }
+        Folded::Kept(Box::new(Kept {
+            prepared: p,
+            dedup,
+            enrich,
+        }))
+    }
+
+    /// Stage 3, without shared state (any thread): tag, score, and write the bundle.
+    pub fn finish(&self, k: Kept, ctx: RecordContext) -> Outcome {
+        let Kept {
+            prepared: p,
+            dedup,
+            enrich,
+        } = k;
+        let Prepared {
+            origin,
+            index,
+            source,
+            mapping,
+            mut mapped,
+            alert,
+            safety,
+        } = p;
+        let class_uid = mapped.class_uid;
         let mut tagged = self.tagger.tag(&alert, &enrich);
         // Safety tags come from code, not from the rules file, so that they cannot be turned off.
         for t in safety.tags() {
@@ -304,13 +396,9 @@ impl Pipeline {
             ));
         }
         let mut fill = Vec::new();
-        self.scorer.check(
-            &alert,
-            class_uid,
-            self.scorer.reference_ms(ctx.broker_ms),
-            &mut gaps,
-            &mut fill,
-        );
+        let reference_time = self.scorer.reference_ms(ctx.broker_ms);
+        self.scorer
+            .check(&alert, class_uid, reference_time, &mut gaps, &mut fill);
         for m in &enrich.misses {
             gaps.push(Gap::new(
                 m.code,
@@ -334,7 +422,7 @@ impl Pipeline {
 
         let bundle_id = {
             let mut h = Sha256::new();
-            h.update(serde_json::to_vec(&record.origin).unwrap_or_default());
+            h.update(serde_json::to_vec(&origin).unwrap_or_default());
             h.update(index.unwrap_or(0).to_le_bytes());
             h.update(dedup.fingerprint.as_bytes());
             hex::encode(&h.finalize()[..16])
@@ -353,11 +441,12 @@ impl Pipeline {
             },
             safety: &safety,
             provenance: Provenance {
-                input: &record.origin,
+                input: &origin,
                 index,
                 source: &source,
                 mapping_version: mapping.as_ref().map(|m| m.version.as_str()),
                 class_rule: mapped.rule.as_deref(),
+                reference_time,
                 pipeline: &self.info,
                 reference_data: &self.reference,
             },
@@ -378,6 +467,79 @@ impl Pipeline {
             },
         }
     }
+}
+
+/// The format name mappings select on (`json`, `winxml`, `zeek_tsv`, or the text decoder's
+/// `cef`/`leef`/`pan`/...), taking the text decoder's `_format` marker out of the record.
+pub fn record_format(kind: &RecordKind, value: &mut Value<'_>) -> String {
+    match kind {
+        RecordKind::Json => "json".into(),
+        RecordKind::Xml => "winxml".into(),
+        RecordKind::ZeekTsv(_) | RecordKind::ZeekBlock => "zeek_tsv".into(),
+        RecordKind::Text => value
+            .as_object_mut()
+            .and_then(|o| o.remove("_format"))
+            .and_then(|f| f.as_str().map(str::to_string))
+            .unwrap_or_else(|| "text".into()),
+    }
+}
+
+/// One record after stage 1: normalized and sanitised, not yet checked against the window.
+pub struct Prepared {
+    pub origin: Origin,
+    /// Position in an envelope.
+    pub index: Option<usize>,
+    pub source: String,
+    pub mapping: Option<std::sync::Arc<crate::normalize::engine::Mapping>>,
+    pub mapped: crate::normalize::engine::Mapped,
+    /// The OCSF event (`mapped.alert` moved out), sanitised.
+    pub alert: serde_json::Value,
+    pub safety: crate::sanitize::Safety,
+}
+
+/// A record kept by stage 2, with its repeat counts and enrichment.
+pub struct Kept {
+    pub prepared: Prepared,
+    pub dedup: crate::dedup::DedupInfo,
+    pub enrich: EnrichOutput,
+}
+
+/// What stage 2 decided.
+pub enum Folded {
+    /// Done already: a counted duplicate (or, inside a batch, a dead letter from stage 1).
+    Duplicate(Outcome),
+    Kept(Box<Kept>),
+}
+
+/// Split `items` into at most `threads` contiguous runs, map each on its own thread, and
+/// concatenate the results in the original order.
+fn par_map<T: Send, U: Send>(
+    mut items: Vec<T>,
+    threads: usize,
+    f: impl Fn(Vec<T>) -> Vec<U> + Sync,
+) -> Vec<U> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return f(items);
+    }
+    let per = items.len().div_ceil(threads);
+    let mut runs = Vec::with_capacity(threads);
+    while items.len() > per {
+        let rest = items.split_off(per);
+        runs.push(std::mem::replace(&mut items, rest));
+    }
+    runs.push(items);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|run| s.spawn(move || f(run)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a pipeline thread panicked"))
+            .collect()
+    })
 }
 
 fn read_dir_sorted(dir: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {

@@ -3,12 +3,7 @@
 
 mod common;
 
-use common::repo;
-use std::process::Command;
-
-fn alertctx() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_alertctx"))
-}
+use common::{alertctx, repo};
 
 #[test]
 fn demo_accounts_for_every_example_record() {

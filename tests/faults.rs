@@ -15,6 +15,17 @@ use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 3;
 
+/// One fault test at a time: each runs a mock cluster and one or two workers (a few dozen
+/// librdkafka threads), and four of those at once on a 2-core CI machine only measure the
+/// scheduler.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 struct Setup {
     brokers: String,
     raw: String,
@@ -45,7 +56,7 @@ fn setup(
 }
 
 /// Resolves once every input has output and every offset is committed.
-async fn all_done(s: &Setup, stop: Arc<AtomicBool>) {
+async fn all_done(s: &Setup, stop: Arc<AtomicBool>, workers: &[Arc<Metrics>]) {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -97,10 +108,44 @@ async fn all_done(s: &Setup, stop: Arc<AtomicBool>) {
         tokio::task::spawn_blocking(move || assert_nothing_evicted(&b, &topics))
             .await
             .unwrap();
-        assert!(
-            Instant::now() < deadline,
-            "not everything was processed and committed in time"
-        );
+        if Instant::now() >= deadline {
+            // Say where it stands, so a failure on a CI machine can be read without a rerun.
+            let (b, raw, out, dlq, group) = (
+                s.brokers.clone(),
+                s.raw.clone(),
+                s.out.clone(),
+                s.dlq.clone(),
+                s.group.clone(),
+            );
+            let (c, com, end) = tokio::task::spawn_blocking(move || {
+                (
+                    coverage(&b, &out, &dlq, PARTITIONS).len(),
+                    committed(&b, &group, &raw, PARTITIONS),
+                    end_offsets(&b, &raw, PARTITIONS),
+                )
+            })
+            .await
+            .unwrap();
+            let state: Vec<String> = workers
+                .iter()
+                .map(|m| {
+                    let t = m.encode();
+                    format!(
+                        "consumed {}, in flight {}, produced ok {} failed {}, commits ok {} failed {}",
+                        metric_sum(&t, "alertctx_input_messages_total", &[]),
+                        metric_sum(&t, "alertctx_in_flight_messages", &[]),
+                        metric_sum(&t, "alertctx_produced_messages_total", &["result=\"ok\""]),
+                        metric_sum(&t, "alertctx_produced_messages_total", &["result=\"failed\""]),
+                        metric_sum(&t, "alertctx_offset_commits_total", &["result=\"ok\""]),
+                        metric_sum(&t, "alertctx_offset_commits_total", &["result=\"failed\""]),
+                    )
+                })
+                .collect();
+            panic!(
+                "not everything was processed and committed in time: {c}/{} inputs have output; committed {com:?}, end {end:?}; workers: {state:?}",
+                s.inputs
+            );
+        }
     }
 }
 
@@ -140,20 +185,25 @@ fn check(s: &Setup, label: &str) -> usize {
     resent
 }
 
-async fn run_worker(s: &Setup, stop: Arc<AtomicBool>) -> alertctx::worker::RunStats {
+async fn run_worker(
+    s: &Setup,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) -> alertctx::worker::RunStats {
     let cfg = worker_config(&s.brokers, &s.group, &s.raw, &s.out, &s.dlq, false, "");
     let shutdown = async move {
         while !stop.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    alertctx::worker::run(&cfg, Arc::new(Metrics::new()), shutdown)
+    alertctx::worker::run(&cfg, metrics, shutdown)
         .await
         .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_errors_are_retried_and_nothing_is_lost() {
+    let _serial = serial();
     let cluster = MockCluster::new(1).unwrap();
     let s = setup(&cluster, 8);
     // The next produce requests fail with retriable errors; librdkafka retries idempotently.
@@ -166,16 +216,22 @@ async fn produce_errors_are_retried_and_nothing_is_lost() {
         ],
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let (stats, _) = tokio::join!(run_worker(&s, stop.clone()), all_done(&s, stop.clone()));
+    let m = Arc::new(Metrics::new());
+    let (stats, _) = tokio::join!(
+        run_worker(&s, stop.clone(), m.clone()),
+        all_done(&s, stop.clone(), std::slice::from_ref(&m))
+    );
     assert_eq!(stats.messages as usize, s.inputs);
     check(&s, "produce errors");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_then_up_loses_nothing() {
+    let _serial = serial();
     let cluster = MockCluster::new(1).unwrap();
     let s = setup(&cluster, 12);
     let stop = Arc::new(AtomicBool::new(false));
+    let m = Arc::new(Metrics::new());
     let outage = async {
         tokio::time::sleep(Duration::from_millis(400)).await;
         cluster.broker_down(1).unwrap();
@@ -183,8 +239,8 @@ async fn broker_down_then_up_loses_nothing() {
         cluster.broker_up(1).unwrap();
     };
     let (stats, _, _) = tokio::join!(
-        run_worker(&s, stop.clone()),
-        all_done(&s, stop.clone()),
+        run_worker(&s, stop.clone(), m.clone()),
+        all_done(&s, stop.clone(), std::slice::from_ref(&m)),
         outage
     );
     assert!(
@@ -196,6 +252,7 @@ async fn broker_down_then_up_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_commits_are_retried() {
+    let _serial = serial();
     let cluster = MockCluster::new(1).unwrap();
     let s = setup(&cluster, 8);
     cluster.request_errors(
@@ -207,7 +264,11 @@ async fn failed_commits_are_retried() {
         ],
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let (stats, _) = tokio::join!(run_worker(&s, stop.clone()), all_done(&s, stop.clone()));
+    let m = Arc::new(Metrics::new());
+    let (stats, _) = tokio::join!(
+        run_worker(&s, stop.clone(), m.clone()),
+        all_done(&s, stop.clone(), std::slice::from_ref(&m))
+    );
     assert_eq!(stats.messages as usize, s.inputs);
     assert_eq!(
         check(&s, "commit failures"),
@@ -218,6 +279,7 @@ async fn failed_commits_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_mid_stream_loses_nothing() {
+    let _serial = serial();
     let cluster = MockCluster::new(1).unwrap();
     // Smaller than the others: the mock coordinator refuses the commit on revoke (a real one
     // accepts it), so the next owner re-sends what the first had done, and under load a few
@@ -225,15 +287,17 @@ async fn a_rebalance_mid_stream_loses_nothing() {
     // 5 MB per partition.
     let s = setup(&cluster, 6);
     let stop = Arc::new(AtomicBool::new(false));
+    let (m1, m2) = (Arc::new(Metrics::new()), Arc::new(Metrics::new()));
+    let both = [m1.clone(), m2.clone()];
     let second = async {
         // Join once the first member is under way: its partitions are revoked mid-batch.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        run_worker(&s, stop.clone()).await
+        run_worker(&s, stop.clone(), m2.clone()).await
     };
     let (a, b, _) = tokio::join!(
-        run_worker(&s, stop.clone()),
+        run_worker(&s, stop.clone(), m1.clone()),
         second,
-        all_done(&s, stop.clone())
+        all_done(&s, stop.clone(), &both)
     );
     assert!(
         a.messages > 0 && b.messages > 0,

@@ -165,6 +165,36 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
         )),
         "consumer lag per partition is exported"
     );
+
+    // Bundles read back from the topic replay from their Kafka coordinates: the message is
+    // fetched again and, with the broker timestamp recorded as the reference time, rebuilt
+    // byte for byte. Only first occurrences with an event time: the worker's dedup window is
+    // not replayed, and a record without a time takes the window's latest time as its own.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_file = dir.path().join("worker.toml");
+    std::fs::write(&cfg_file, toml::to_string(&cfg).unwrap()).unwrap();
+    let bundles: Vec<String> = read_all(&b, &out, PARTITIONS)
+        .iter()
+        .map(|m| String::from_utf8(rdkafka::Message::payload(m).unwrap().to_vec()).unwrap())
+        .filter(|t| t.contains("\"count\":1,"))
+        .filter(|t| serde_json::from_str::<serde_json::Value>(t).unwrap()["alert"]["time"].is_i64())
+        .collect();
+    assert!(bundles.len() > 10);
+    for text in bundles.iter().step_by(5) {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert!(v["provenance"]["input"]["topic"] == raw.as_str());
+        assert!(v["provenance"]["reference_time"].as_i64() > Some(1_700_000_000_000));
+        let args = alertctx::explain::ExplainArgs {
+            config: Some(cfg_file.clone()),
+            line: 1,
+            inputs: vec![],
+            brokers: None,
+            bundles: "-".into(),
+        };
+        let e = alertctx::explain::explain(text, &args).unwrap();
+        assert!(e.mismatches.is_empty(), "{:?}", e.mismatches);
+        assert_eq!(e.verdict, alertctx::explain::Verdict::Identical, "{text}");
+    }
 }
 
 fn write_config(

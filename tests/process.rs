@@ -6,7 +6,6 @@ mod common;
 use alertctx::config::Config;
 use alertctx::pipeline::{Outcome, Pipeline};
 use common::*;
-use std::process::Command;
 
 fn small_limits_config() -> Config {
     let mut cfg = Config::default();
@@ -108,10 +107,6 @@ fn envelopes_give_one_bundle_per_record_with_its_index() {
     }
 }
 
-fn alertctx() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_alertctx"))
-}
-
 #[test]
 fn process_command_writes_bundles_dead_letters_and_a_summary() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,27 +162,101 @@ fn process_command_writes_bundles_dead_letters_and_a_summary() {
 
 #[test]
 fn process_is_deterministic_and_reads_stdin() {
-    let inputs: Vec<_> = fixture_files().into_iter().map(|(_, p)| p).collect();
-    let run_once = || {
+    // Input: every fixture, a generated corpus (repeats, envelopes of many sources), and lines
+    // that must be dead-lettered; configuration: the example reference data and a fixed
+    // reference time, so age checks are part of what must come out the same.
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.ndjson");
+    let gen = alertctx()
+        .args(["generate", "--count", "3000", "--seed", "7", "--output"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let bad = dir.path().join("bad.log");
+    std::fs::write(
+        &bad,
+        "{\"src_ip\": }\nCEF:0|Vendor|only three fields\n{\"ok\": 1}\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("replay.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[pipeline]\nenrichers = {:?}\n[quality]\nreference_time = \"2026-03-15T00:00:00Z\"\n",
+            repo().join("enrichers").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut inputs: Vec<_> = fixture_files().into_iter().map(|(_, p)| p).collect();
+    inputs.push(corpus);
+    inputs.push(bad);
+    let run_with = |threads: &str, batch: &str| {
+        let dlq = dir.path().join(format!("dlq-{threads}-{batch}"));
         let res = alertctx()
             .args([
                 "process",
-                "--quiet",
+                "--threads",
+                threads,
+                "--batch-size",
+                batch,
                 "--config",
-                repo().join("tests/golden.toml").to_str().unwrap(),
             ])
+            .arg(&cfg)
+            .arg("--dlq")
+            .arg(&dlq)
             .args(&inputs)
             .output()
             .unwrap();
-        assert!(res.status.success());
-        res.stdout
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        // The summary's last line: total, records, bundles, duplicates, dead letters, score.
+        let summary = String::from_utf8_lossy(&res.stderr)
+            .lines()
+            .last()
+            .unwrap()
+            .to_string();
+        let dups: u64 = summary.split_whitespace().nth(3).unwrap().parse().unwrap();
+        (res.stdout, std::fs::read(&dlq).unwrap(), dups)
     };
-    let (a, b) = (run_once(), run_once());
-    assert!(!a.is_empty());
-    assert_eq!(
-        a, b,
-        "same input, reference data and configuration: same bytes"
+    let (a, a_dlq, dups) = run_with("1", "1");
+    assert!(dups > 300, "repeats were folded: {dups}");
+    let bundles: Vec<serde_json::Value> = String::from_utf8(a.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(bundles.len() > 2000);
+    assert!(bundles
+        .iter()
+        .all(|b| b["provenance"]["reference_time"] == 1773532800000i64));
+    assert!(
+        bundles
+            .iter()
+            .any(|b| !b["entities"].as_array().unwrap().is_empty()),
+        "enrichment took part"
     );
+    assert_eq!(
+        String::from_utf8_lossy(&a_dlq)
+            .lines()
+            .filter(|l| l.contains("bad.log"))
+            .count(),
+        2
+    );
+    for (threads, batch) in [("1", "1"), ("2", "7"), ("3", "5000"), ("0", "2048")] {
+        let (b, b_dlq, _) = run_with(threads, batch);
+        assert!(
+            a == b,
+            "--threads {threads} --batch-size {batch}: the same bundles, byte for byte"
+        );
+        assert!(
+            a_dlq == b_dlq,
+            "--threads {threads} --batch-size {batch}: the same dead letters"
+        );
+    }
 
     let mut child = alertctx()
         .args(["process", "--quiet"])

@@ -78,7 +78,7 @@ pub struct Miss {
 
 /// One source of context. Implementations keep their reference data in memory and must give
 /// the same output for the same alert and data.
-pub trait Enricher: Send {
+pub trait Enricher: Send + Sync {
     /// The definition's `name`.
     fn name(&self) -> &str;
     /// `asset`, `user` or `geo`.

@@ -97,6 +97,15 @@ pub struct Mapped {
     pub gaps: Vec<Gap>,
 }
 
+/// What [`Mapping::trace`] found: the class rule that matched (`None`: the source-wide
+/// fields only) and, for every attribute a rule wrote, the rule's target and how it got it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingTrace {
+    pub class_rule: Option<String>,
+    pub class_uid: u32,
+    pub fields: Vec<(String, String)>,
+}
+
 pub fn toml_to_json(v: &toml::Value) -> Json {
     match v {
         toml::Value::String(s) => Json::String(s.clone()),
@@ -364,6 +373,74 @@ impl Mapping {
             out.insert(k.to_string(), to_json(child));
         }
         (!out.is_empty()).then_some(Json::Object(out))
+    }
+
+    /// Which rule wrote which attribute for this record: the same choices [`apply`] makes,
+    /// described for `alertctx explain`. `apply` itself stays free of bookkeeping.
+    ///
+    /// [`apply`]: Mapping::apply
+    pub fn trace(&self, record: &Value<'_>) -> MappingTrace {
+        let matched = self
+            .classes
+            .iter()
+            .find(|c| c.when.as_ref().is_none_or(|w| w.eval(record)));
+        let class = matched.unwrap_or(&self.fallback);
+        let mut fields = Vec::new();
+        for rule in &class.rules {
+            let mut scratch = Vec::new();
+            if self.run_rule(rule, record, &mut scratch).is_none() {
+                continue;
+            }
+            let found = match &rule.source {
+                Source::Paths(paths) => paths
+                    .iter()
+                    .find(|p| lookup(record, p).is_some_and(|v| !self.is_null(v))),
+                _ => None,
+            };
+            let mut how = match (&rule.source, found) {
+                (Source::Const(c), _) => format!("constant {c}"),
+                (Source::Paths(_), Some(p)) => format!("from `{}`", p.raw()),
+                (Source::Paths(_), None) => format!(
+                    "default {}",
+                    rule.default.as_ref().map_or("?".into(), Json::to_string)
+                ),
+                (Source::Template(parts), _) => {
+                    let t: String = parts
+                        .iter()
+                        .map(|p| match p {
+                            TplPart::Lit(l) => l.clone(),
+                            TplPart::Field(f) => format!("{{{}}}", f.raw()),
+                        })
+                        .collect();
+                    format!("template `{t}`")
+                }
+            };
+            let mut steps = Vec::new();
+            if let Some(sep) = &rule.split {
+                steps.push(format!("split on {sep:?}"));
+            }
+            if let Some(re) = &rule.regex {
+                steps.push(format!("regex `{}`", re.as_str()));
+            }
+            if rule.map.is_some() {
+                steps.push("value map".to_string());
+            }
+            if rule.conv != Conv::Keep {
+                steps.push(format!("as {:?}", rule.conv).to_lowercase());
+            }
+            if let Some(each) = &rule.each {
+                steps.push(format!("each item through {} sub-rules", each.len()));
+            }
+            if !steps.is_empty() {
+                how = format!("{how}, {}", steps.join(", "));
+            }
+            fields.push((rule.target.clone(), how));
+        }
+        MappingTrace {
+            class_rule: matched.map(|c| c.name.clone()),
+            class_uid: class.class_uid,
+            fields,
+        }
     }
 
     /// Names of the class rules, in order, for `explain`.

@@ -8,6 +8,11 @@ use alertctx::decode::framing::frame_all;
 use alertctx::pipeline::{Outcome, Pipeline, RecordContext};
 use std::path::{Path, PathBuf};
 
+/// The `alertctx` binary this test build made.
+pub fn alertctx() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_alertctx"))
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
