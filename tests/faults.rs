@@ -3,6 +3,8 @@
 //! After each, every input message must have its output (dedup is off here so every input
 //! has at least one), and the group's committed offsets must reach the end of the topic.
 
+#![allow(clippy::await_holding_lock)]
+
 mod common;
 
 use alertctx::metrics::Metrics;
@@ -18,6 +20,8 @@ const PARTITIONS: i32 = 3;
 /// One fault test at a time: each runs a mock cluster and one or two workers (a few dozen
 /// librdkafka threads), and four of those at once on a 2-core CI machine only measure the
 /// scheduler.
+/// (Each test has its own runtime, so holding this guard across its awaits blocks only other
+/// tests, which is the point: hence the `await_holding_lock` allowance below.)
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
