@@ -40,25 +40,76 @@ pub fn is_present(value: &Value, path: &str) -> bool {
 /// Write `new` at a dotted path inside `root`, creating objects (and arrays for numeric
 /// segments) on the way. An existing non-container on the way is replaced.
 pub fn set(root: &mut Map<String, Value>, path: &str, new: Value) {
-    let mut segs = path.split('.').peekable();
-    let first = segs.next().unwrap_or_default();
-    if segs.peek().is_none() {
-        root.insert(first.to_string(), new);
+    set_at(root, &SetPath::new(path), new)
+}
+
+/// One step of a [`SetPath`]: an object key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    /// A numeric segment: an index into an array, or (as written) a key into an object.
+    Index(usize, String),
+}
+
+impl Step {
+    /// The segment as an object key, as it was written.
+    fn key(&self) -> &str {
+        match self {
+            Step::Key(k) | Step::Index(_, k) => k,
+        }
+    }
+}
+
+/// A dotted path split and parsed once, for writing the same attribute into many records
+/// (the mapping engine's targets): [`set`] without the per-call splitting and parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetPath {
+    steps: Vec<Step>,
+}
+
+impl SetPath {
+    pub fn new(path: &str) -> SetPath {
+        let steps = path
+            .split('.')
+            .map(|s| match s.parse::<usize>() {
+                Ok(i) => Step::Index(i, s.to_string()),
+                Err(_) => Step::Key(s.to_string()),
+            })
+            .collect();
+        SetPath { steps }
+    }
+}
+
+/// [`set`] with a compiled path. Keys are copied only when they are new to their object.
+pub fn set_at(root: &mut Map<String, Value>, path: &SetPath, new: Value) {
+    let Some((first, rest)) = path.steps.split_first() else {
+        return;
+    };
+    // The root is an object: an index at the top is a key there.
+    let first_key = first.key();
+    if rest.is_empty() {
+        root.insert(first_key.to_string(), new);
         return;
     }
-    let mut next_is_index = segs.peek().is_some_and(|s| s.parse::<usize>().is_ok());
-    let mut cur = root
-        .entry(first.to_string())
-        .or_insert_with(|| empty_container(next_is_index));
-    while let Some(seg) = segs.next() {
-        let last = segs.peek().is_none();
-        next_is_index = segs.peek().is_some_and(|s| s.parse::<usize>().is_ok());
+    let next_is_index = matches!(rest[0], Step::Index(..));
+    if !root.contains_key(first_key) {
+        root.insert(first_key.to_string(), empty_container(next_is_index));
+    }
+    let mut cur = root.get_mut(first_key).expect("inserted above");
+    for (n, step) in rest.iter().enumerate() {
+        let last = n + 1 == rest.len();
+        let next_is_index = rest
+            .get(n + 1)
+            .is_some_and(|s| matches!(s, Step::Index(..)));
         if !matches!(cur, Value::Object(_) | Value::Array(_)) {
-            *cur = empty_container(seg.parse::<usize>().is_ok());
+            *cur = empty_container(matches!(step, Step::Index(..)));
         }
         cur = match cur {
             Value::Array(items) => {
-                let idx = seg.parse::<usize>().unwrap_or(items.len());
+                let idx = match step {
+                    Step::Index(i, _) => *i,
+                    Step::Key(_) => items.len(),
+                };
                 while items.len() <= idx {
                     items.push(Value::Null);
                 }
@@ -72,12 +123,15 @@ pub fn set(root: &mut Map<String, Value>, path: &str, new: Value) {
                 &mut items[idx]
             }
             Value::Object(map) => {
+                let key = step.key();
                 if last {
-                    map.insert(seg.to_string(), new);
+                    map.insert(key.to_string(), new);
                     return;
                 }
-                map.entry(seg.to_string())
-                    .or_insert_with(|| empty_container(next_is_index))
+                if !map.contains_key(key) {
+                    map.insert(key.to_string(), empty_container(next_is_index));
+                }
+                map.get_mut(key).expect("inserted above")
             }
             _ => unreachable!("replaced by a container above"),
         };
@@ -112,6 +166,19 @@ mod tests {
         assert_eq!(get(&v, "resources.2"), None);
         assert!(is_present(&v, "time"));
         assert!(!is_present(&v, "nope.deeper"));
+    }
+
+    #[test]
+    fn numeric_segments_keep_their_spelling_as_object_keys() {
+        let mut m = Map::new();
+        set(&mut m, "a.b", json!(1));
+        set(&mut m, "a.007", json!(2));
+        set(&mut m, "list.0.x", json!(3));
+        set(&mut m, "list.2", json!(4));
+        assert_eq!(
+            Value::Object(m),
+            json!({"a": {"b": 1, "007": 2}, "list": [{"x": 3}, null, 4]})
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! load reports a warning; a short name shared by FQDNs in different domains matches nothing.
 
 use super::definition::{unique, AssetDefinition};
-use super::table::{read_table, require_columns, row_error, split_list, Row};
+use super::table::{for_each_row, row_error, split_list, Row};
 use super::{ipclass, parse_ip, present, EnrichOutput, Enricher, Entity, Miss};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
@@ -53,7 +53,7 @@ pub struct AssetEnricher {
 struct Asset {
     /// Lowercased FQDN, empty when the row has none.
     fqdn: String,
-    context: Value,
+    context: super::CompactContext,
 }
 
 /// A successful lookup: which asset, and how.
@@ -71,14 +71,12 @@ impl AssetEnricher {
         base: &Path,
     ) -> anyhow::Result<(AssetEnricher, Vec<String>)> {
         let path = base.join(&def.path);
-        let table = read_table(&path, def.format)?;
-        require_columns(&path, &table, &["asset_id"])?;
         let mut e = AssetEnricher {
             name: def.name.clone(),
-            version: table.version.clone(),
+            version: String::new(),
             ip_attributes: unique(&def.ip_attributes),
             host_attributes: unique(&def.host_attributes),
-            assets: Vec::with_capacity(table.rows.len()),
+            assets: Vec::new(),
             by_ip: HashMap::new(),
             v4: PrefixMap::new(),
             v6: PrefixMap::new(),
@@ -90,9 +88,9 @@ impl AssetEnricher {
         let mut warnings = Vec::new();
         // Where each key came from, for duplicate warnings.
         let mut lines: HashMap<String, (usize, String)> = HashMap::new();
-        for row in &table.rows {
-            e.add_row(&path, row, &mut lines, &mut warnings)?;
-        }
+        e.version = for_each_row(&path, def.format, &["asset_id"], |row| {
+            e.add_row(&path, row, &mut lines, &mut warnings)
+        })?;
         Ok((e, warnings))
     }
 
@@ -201,7 +199,7 @@ impl AssetEnricher {
         }
         self.assets.push(Asset {
             fqdn,
-            context: Value::Object(ctx),
+            context: super::CompactContext::new(&Value::Object(ctx)),
         });
         Ok(())
     }
@@ -216,8 +214,8 @@ impl AssetEnricher {
     }
 
     /// The record of a matched asset.
-    pub fn context(&self, index: usize) -> &Value {
-        &self.assets[index].context
+    pub fn context(&self, index: usize) -> Value {
+        self.assets[index].context.value()
     }
 
     /// Match an IP: exact address first, then the longest CIDR.
@@ -336,7 +334,7 @@ impl Enricher for AssetEnricher {
                     value,
                     matched_by: m.matched_by,
                     enricher: self.name.clone(),
-                    context: self.assets[m.index].context.clone(),
+                    context: self.assets[m.index].context.value(),
                 }),
                 None if self.should_know(&value) => out.misses.push(Miss {
                     attribute: attr.to_string(),

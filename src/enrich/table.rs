@@ -12,7 +12,6 @@ use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// How a table file is encoded.
@@ -40,27 +39,24 @@ impl TableFormat {
 pub struct Row {
     /// 1-based line the row starts on.
     pub line: usize,
-    cells: BTreeMap<String, String>,
+    /// (column, cell). Column names are shared between the rows of a CSV file; a row costs
+    /// its cells and little more, which matters at 100k rows.
+    cells: Vec<(std::sync::Arc<str>, Box<str>)>,
 }
 
 impl Row {
     /// The trimmed cell, `""` when the column is absent.
     pub fn get(&self, column: &str) -> &str {
-        self.cells.get(column).map(String::as_str).unwrap_or("")
+        self.cells
+            .iter()
+            .find(|(c, _)| c.as_ref() == column)
+            .map_or("", |(_, v)| v)
     }
 
     /// A `;`-separated cell as its non-empty, trimmed items.
     pub fn list(&self, column: &str) -> Vec<String> {
         split_list(self.get(column))
     }
-}
-
-/// A table read from disk, with the digest of its bytes for provenance.
-#[derive(Debug, Clone)]
-pub struct Table {
-    pub rows: Vec<Row>,
-    /// `sha256:<hex>` of the file as read.
-    pub version: String,
 }
 
 /// Split a `;`-separated list into trimmed, non-empty items.
@@ -77,54 +73,90 @@ pub fn sha256_version(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// Read a table file in the given format (or the one its extension implies).
-pub fn read_table(path: &Path, format: Option<TableFormat>) -> anyhow::Result<Table> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let rows = match format.unwrap_or_else(|| TableFormat::for_path(path)) {
-        TableFormat::Csv => csv_rows(&bytes),
-        TableFormat::Json => json_rows(&bytes),
-    }
-    .map_err(|e| anyhow!("{}{e}", path.display()))?;
-    Ok(Table {
-        rows,
-        version: sha256_version(&bytes),
-    })
+/// CSV rows; errors are returned as `:line: message` (or `: message` without a position).
+#[cfg(test)]
+fn csv_rows(bytes: &[u8]) -> Result<Vec<Row>, String> {
+    csv_iter(bytes)?.collect()
 }
 
-/// CSV rows; errors are returned as `:line: message` (or `: message` without a position).
-fn csv_rows(bytes: &[u8]) -> Result<Vec<Row>, String> {
+/// CSV rows one at a time, so a large file is never held as rows all at once.
+fn csv_iter(bytes: &[u8]) -> Result<impl Iterator<Item = Result<Row, String>> + '_, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .comment(Some(b'#'))
         .from_reader(bytes);
-    let csv_err = |e: csv::Error| match e.position() {
-        Some(p) => format!(":{}: {e}", p.line()),
-        None => format!(": {e}"),
-    };
-    let headers: Vec<String> = reader
+    let headers: Vec<std::sync::Arc<str>> = reader
         .headers()
         .map_err(csv_err)?
         .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .map(|h| std::sync::Arc::from(h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase()))
         .collect();
-    if headers.iter().all(String::is_empty) {
+    if headers.iter().all(|h| h.is_empty()) {
         return Err(": no header row".into());
     }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(csv_err)?;
+    Ok(reader.into_records().filter_map(move |record| {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => return Some(Err(csv_err(e))),
+        };
         let line = record.position().map_or(0, |p| p.line() as usize);
-        let cells: BTreeMap<String, String> = headers
-            .iter()
-            .zip(record.iter())
-            .filter(|(h, v)| !h.is_empty() && !v.is_empty())
-            .map(|(h, v)| (h.clone(), v.to_string()))
-            .collect();
-        if !cells.is_empty() {
-            rows.push(Row { line, cells });
+        let mut cells: Vec<(std::sync::Arc<str>, Box<str>)> = Vec::new();
+        for (h, v) in headers.iter().zip(record.iter()) {
+            // A repeated column: the last one wins, as it did when rows were maps.
+            if !h.is_empty() && !v.is_empty() {
+                match cells.iter_mut().find(|(c, _)| c == h) {
+                    Some(slot) => slot.1 = v.into(),
+                    None => cells.push((h.clone(), v.into())),
+                }
+            }
+        }
+        (!cells.is_empty()).then_some(Ok(Row { line, cells }))
+    }))
+}
+
+fn csv_err(e: csv::Error) -> String {
+    match e.position() {
+        Some(p) => format!(":{}: {e}", p.line()),
+        None => format!(": {e}"),
+    }
+}
+
+/// Read a table row by row, handing each to `f` without keeping it; every row must fill
+/// the `required` columns, and there must be at least one. Returns the file's version.
+pub fn for_each_row(
+    path: &Path,
+    format: Option<TableFormat>,
+    required: &[&str],
+    mut f: impl FnMut(&Row) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut each = |row: &Row| -> anyhow::Result<()> {
+        for col in required {
+            if row.get(col).is_empty() {
+                return Err(row_error(path, row, format!("missing {col}")));
+            }
+        }
+        f(row)
+    };
+    let mut n = 0usize;
+    match format.unwrap_or_else(|| TableFormat::for_path(path)) {
+        TableFormat::Csv => {
+            for row in csv_iter(&bytes).map_err(|e| anyhow!("{}{e}", path.display()))? {
+                each(&row.map_err(|e| anyhow!("{}{e}", path.display()))?)?;
+                n += 1;
+            }
+        }
+        TableFormat::Json => {
+            for row in json_rows(&bytes).map_err(|e| anyhow!("{}{e}", path.display()))? {
+                each(&row)?;
+                n += 1;
+            }
         }
     }
-    Ok(rows)
+    if n == 0 {
+        bail!("{}: no rows", path.display());
+    }
+    Ok(sha256_version(&bytes))
 }
 
 /// JSON rows: a top-level array of objects. Each element is parsed on its own so that its
@@ -186,7 +218,7 @@ fn json_row(line: usize, value: Value) -> Result<Option<Row>, String> {
             kind_of(&value)
         ));
     };
-    let mut cells = BTreeMap::new();
+    let mut cells: Vec<(std::sync::Arc<str>, Box<str>)> = Vec::new();
     for (key, v) in map {
         let key = key.trim().to_ascii_lowercase();
         let cell = match v {
@@ -207,7 +239,10 @@ fn json_row(line: usize, value: Value) -> Result<Option<Row>, String> {
         };
         let cell = cell.trim();
         if !key.is_empty() && !cell.is_empty() {
-            cells.insert(key, cell.to_string());
+            match cells.iter_mut().find(|(c, _)| c.as_ref() == key) {
+                Some(slot) => slot.1 = cell.into(),
+                None => cells.push((key.into(), cell.into())),
+            }
         }
     }
     Ok((!cells.is_empty()).then_some(Row { line, cells }))
@@ -267,21 +302,6 @@ impl Cursor<'_> {
 /// Errors for a bad row, as `file:line: message`.
 pub fn row_error(path: &Path, row: &Row, msg: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{}:{}: {msg}", path.display(), row.line)
-}
-
-/// Fail unless the table has at least one row with each required column.
-pub fn require_columns(path: &Path, table: &Table, required: &[&str]) -> anyhow::Result<()> {
-    for row in &table.rows {
-        for col in required {
-            if row.get(col).is_empty() {
-                return Err(row_error(path, row, format!("missing {col}")));
-            }
-        }
-    }
-    if table.rows.is_empty() {
-        bail!("{}: no rows", path.display());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 //! not gaps.
 
 use super::definition::{unique, UserDefinition};
-use super::table::{read_table, require_columns, row_error, split_list, Row};
+use super::table::{for_each_row, row_error, split_list, Row};
 use super::{present, EnrichOutput, Enricher, Entity, Miss};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -41,7 +41,7 @@ pub struct UserEnricher {
     version: String,
     attributes: Vec<String>,
     domain_attributes: BTreeMap<String, String>,
-    contexts: Vec<Value>,
+    contexts: Vec<super::CompactContext>,
     by_uid: HashMap<String, usize>,
     by_sid: HashMap<String, usize>,
     by_upn: HashMap<String, usize>,
@@ -141,14 +141,12 @@ impl UserEnricher {
     /// the enricher and warnings about rows that lost a duplicate key.
     pub fn open(def: &UserDefinition, base: &Path) -> anyhow::Result<(UserEnricher, Vec<String>)> {
         let path = base.join(&def.path);
-        let table = read_table(&path, def.format)?;
-        require_columns(&path, &table, &["user_id"])?;
         let mut e = UserEnricher {
             name: def.name.clone(),
-            version: table.version.clone(),
+            version: String::new(),
             attributes: unique(&def.user_attributes),
             domain_attributes: def.domain_attributes.clone(),
-            contexts: Vec::with_capacity(table.rows.len()),
+            contexts: Vec::new(),
             by_uid: HashMap::new(),
             by_sid: HashMap::new(),
             by_upn: HashMap::new(),
@@ -160,9 +158,9 @@ impl UserEnricher {
         };
         let mut warnings = Vec::new();
         let mut lines: HashMap<String, (usize, String)> = HashMap::new();
-        for row in &table.rows {
-            e.add_row(&path, row, &mut lines, &mut warnings)?;
-        }
+        e.version = for_each_row(&path, def.format, &["user_id"], |row| {
+            e.add_row(&path, row, &mut lines, &mut warnings)
+        })?;
         Ok((e, warnings))
     }
 
@@ -293,7 +291,8 @@ impl UserEnricher {
                 Value::Array(groups.into_iter().map(Value::String).collect()),
             );
         }
-        self.contexts.push(Value::Object(ctx));
+        self.contexts
+            .push(super::CompactContext::new(&Value::Object(ctx)));
         Ok(())
     }
 
@@ -307,8 +306,8 @@ impl UserEnricher {
     }
 
     /// The record of a matched user.
-    pub fn context(&self, index: usize) -> &Value {
-        &self.contexts[index]
+    pub fn context(&self, index: usize) -> Value {
+        self.contexts[index].value()
     }
 
     /// Look up a user value as written in `attribute`, with the paired domain value if any.
@@ -413,7 +412,7 @@ impl Enricher for UserEnricher {
                     value,
                     matched_by: m.matched_by,
                     enricher: self.name.clone(),
-                    context: self.contexts[m.index].clone(),
+                    context: self.contexts[m.index].value(),
                 }),
                 Lookup::Unknown => out.misses.push(Miss {
                     attribute: attr.to_string(),
@@ -542,7 +541,7 @@ u-3001,okta-only,,kim@example.com,,Kim,HR,,,,,,
         };
         assert_eq!(
             e.context(m.index),
-            &json!({"id": "u-1002", "display_name": "Alice Smith (admin)", "department": "IT", "title": "Domain Admin",
+            json!({"id": "u-1002", "display_name": "Alice Smith (admin)", "department": "IT", "title": "Domain Admin",
                     "manager": "cio", "privileged": true, "status": "enabled", "groups": ["Domain Admins"]})
         );
         let Lookup::Found(m) = e.lookup("user.name", "bgone", None) else {

@@ -9,8 +9,9 @@ use crate::path::{self, CPath};
 use crate::score::Gap;
 use anyhow::{bail, Context};
 use regex::Regex;
+use rustc_hash::FxHashSet;
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// A mapping ready to run.
 #[derive(Debug)]
@@ -23,7 +24,7 @@ pub struct Mapping {
     pub detect: Option<Cond>,
     product: Json,
     null_values: Vec<String>,
-    transport: HashSet<String>,
+    transport: FxHashSet<String>,
     classes: Vec<CompiledClass>,
     /// The source-wide `fields` alone, for records no class rule matches.
     fallback: CompiledClass,
@@ -38,12 +39,14 @@ struct CompiledClass {
     severity_id: Option<i64>,
     rules: Vec<Rule>,
     /// Source paths the rules read; the rest of the record goes to `unmapped`.
-    consumed: HashSet<String>,
+    consumed: FxHashSet<String>,
 }
 
 #[derive(Debug)]
 struct Rule {
     target: String,
+    /// `target`, split and parsed once.
+    target_path: path::SetPath,
     source: Source,
     split: Option<String>,
     regex: Option<Regex>,
@@ -192,11 +195,11 @@ impl Mapping {
         );
         for rule in &class.rules {
             if let Some(v) = self.run_rule(rule, record, &mut gaps) {
-                path::set(&mut alert, &rule.target, v);
+                path::set_at(&mut alert, &rule.target_path, v);
             }
         }
         let mut leaves = 0;
-        if let Some(unmapped) = self.unmapped(record, class, "", &mut leaves) {
+        if let Some(unmapped) = self.unmapped(record, class, &mut String::new(), &mut leaves) {
             alert.insert("unmapped".into(), unmapped);
         }
         if matched.is_none() {
@@ -267,7 +270,7 @@ impl Mapping {
                         let mut obj = Map::new();
                         for sub in each {
                             if let Some(v) = self.run_rule(sub, item, gaps) {
-                                path::set(&mut obj, &sub.target, v);
+                                path::set_at(&mut obj, &sub.target_path, v);
                             }
                         }
                         if !obj.is_empty() {
@@ -337,40 +340,36 @@ impl Mapping {
         Some(value)
     }
 
-    /// The part of `v` (at `prefix`) no rule consumed, with the count of its leaves.
+    /// The part of `v` (at the path in `at`) no rule consumed, with the count of its leaves.
+    /// `at` is one buffer for the whole walk: each key is pushed and popped, not allocated.
     fn unmapped(
         &self,
         v: &Value<'_>,
         class: &CompiledClass,
-        prefix: &str,
+        at: &mut String,
         leaves: &mut usize,
     ) -> Option<Json> {
         let Value::Object(obj) = v else { return None };
         let mut out = Map::new();
         for (k, child) in obj.iter() {
-            let full = if prefix.is_empty() {
-                k.to_string()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            if class.consumed.contains(&full) {
-                continue;
+            let len = at.len();
+            if len > 0 {
+                at.push('.');
             }
-            if self.is_null(child) {
-                continue;
-            }
-            if self.transport.contains(&full) {
-                out.insert(k.to_string(), to_json(child));
-                continue;
-            }
-            if matches!(child, Value::Object(_)) {
-                if let Some(rest) = self.unmapped(child, class, &full, leaves) {
-                    out.insert(k.to_string(), rest);
+            at.push_str(k);
+            if !class.consumed.contains(at.as_str()) && !self.is_null(child) {
+                if self.transport.contains(at.as_str()) {
+                    out.insert(k.to_string(), to_json(child));
+                } else if matches!(child, Value::Object(_)) {
+                    if let Some(rest) = self.unmapped(child, class, at, leaves) {
+                        out.insert(k.to_string(), rest);
+                    }
+                } else {
+                    *leaves += count_leaves(child);
+                    out.insert(k.to_string(), to_json(child));
                 }
-                continue;
             }
-            *leaves += count_leaves(child);
-            out.insert(k.to_string(), to_json(child));
+            at.truncate(len);
         }
         (!out.is_empty()).then_some(Json::Object(out))
     }
@@ -645,6 +644,7 @@ fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow
     };
     Ok(Rule {
         target: target.to_string(),
+        target_path: path::SetPath::new(target),
         source,
         split: def.split.clone(),
         regex: def
@@ -693,7 +693,7 @@ fn compile_class(def: &MappingDef, class: &ClassDef) -> anyhow::Result<CompiledC
     for (target, fd) in merged {
         rules.push(compile_rule(target, fd, &mut reads)?);
     }
-    let consumed: HashSet<String> = reads.into_iter().collect();
+    let consumed: FxHashSet<String> = reads.into_iter().collect();
     let name = class.name.clone().unwrap_or_else(|| {
         format!(
             "{}:{}",

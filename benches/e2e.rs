@@ -1,0 +1,427 @@
+//! End-to-end throughput through a real Kafka-compatible broker: one `alertctx run` worker
+//! process, generated records on the raw topic, bundles and dead letters on their topics.
+//!
+//! Two phases. **Maximum rate**: N records are on the raw topic before the worker starts; from
+//! its first consumed message to its last acknowledged output we take events/s, MB/s in
+//! (raw bytes) and out (bundle and dead-letter bytes), the worker's CPU seconds per event
+//! (user + system of the whole process, librdkafka's threads included, from /proc) and its
+//! peak RSS. **Latency**: a fresh worker and topic, records offered at half the measured
+//! maximum for a fixed time; latency is each bundle's produce timestamp minus its raw
+//! message's timestamp (the provenance `reference_time`), reported as p50/p99.
+//!
+//! Run: `scripts/bench-e2e` (starts the broker as `scripts/test` does), or with a broker
+//! already listening: `cargo bench --bench e2e -- --records 200000 --latency-secs 20`.
+//! With `--bench` absent (`cargo test` runs every target) it makes a small pass with the
+//! example reference data and checks that every record is accounted for, nothing timed.
+
+#[path = "common/refdata.rs"]
+mod refdata;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+const PARTITIONS: i32 = 4;
+
+struct Opts {
+    bench: bool,
+    records: usize,
+    latency_secs: u64,
+    brokers: String,
+}
+
+fn opts() -> Opts {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let bench = args.iter().any(|a| a == "--bench");
+    Opts {
+        bench,
+        records: value("--records").unwrap_or(if bench { 200_000 } else { 3_000 }),
+        latency_secs: value("--latency-secs").unwrap_or(20) as u64,
+        brokers: std::env::var("ALERTCTX_TEST_BROKERS")
+            .unwrap_or_else(|_| "127.0.0.1:19092".into()),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("e2e-{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn create_topics(brokers: &str, names: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let res = rt
+        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+        .expect("the broker answers (run scripts/bench-e2e, which starts it)");
+    for r in res {
+        r.unwrap();
+    }
+}
+
+fn producer(brokers: &str) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "200000")
+        .create()
+        .unwrap()
+}
+
+fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, i: usize, payload: &[u8]) {
+    loop {
+        match p.send(
+            BaseRecord::<(), [u8]>::to(topic)
+                .payload(payload)
+                .partition(i as i32 % PARTITIONS),
+        ) {
+            Ok(()) => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// The generated corpus, one record per message.
+fn corpus(n: usize) -> Vec<Vec<u8>> {
+    alertctx::generate::Generator::new(1)
+        .take(n)
+        .map(|g| g.line.into_bytes())
+        .collect()
+}
+
+struct Worker {
+    child: Child,
+    metrics: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Worker {
+    fn start(o: &Opts, raw: &str, out: &str, dlq: &str, enrichers: &std::path::Path) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let cfg = dir.path().join("worker.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[pipeline]\nenrichers = {:?}\n[dedup]\ncapacity = 1000000\n[metrics]\nlisten = {metrics:?}\n\
+                 [kafka]\nbrokers = {:?}\ngroup_id = {:?}\ntopics = [{raw:?}]\noutput_topic = {out:?}\ndlq_topic = {dlq:?}\n",
+                enrichers.to_str().unwrap(),
+                o.brokers,
+                unique("group")
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_alertctx"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap();
+        Worker {
+            child,
+            metrics,
+            _dir: dir,
+        }
+    }
+
+    fn scrape(&self) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.metrics).ok()?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        Some(buf.split_once("\r\n\r\n")?.1.to_string())
+    }
+
+    /// (user + system CPU seconds, peak RSS in bytes) of the worker process so far.
+    fn cpu_and_peak_rss(&self) -> (f64, u64) {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the command name (which may hold spaces) start at ") ".
+        let rest: Vec<&str> = stat
+            .rsplit_once(") ")
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = rest[11].parse::<f64>().unwrap() + rest[12].parse::<f64>().unwrap();
+        let hz = clock_ticks();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let hwm_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (ticks / hz, hwm_kb * 1024)
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Clock ticks per second for /proc times: `getconf CLK_TCK` (100 on Linux everywhere
+/// it matters), asked once.
+fn clock_ticks() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+fn metric(text: &str, name: &str, filter: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(filter))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Every message on a topic: (value bytes, timestamp ms).
+fn read_topic(brokers: &str, topic: &str) -> Vec<(Vec<u8>, i64)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .create()
+        .unwrap();
+    let mut out = Vec::new();
+    for p in 0..PARTITIONS {
+        let (lo, hi) = c
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
+        if hi <= lo {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, p, Offset::Offset(lo))
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut next = lo;
+        while next < hi && Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(500)) {
+                next = m.offset() + 1;
+                out.push((
+                    m.payload().unwrap_or_default().to_vec(),
+                    m.timestamp().to_millis().unwrap_or(0),
+                ));
+            }
+        }
+        assert!(next >= hi, "could not read {topic}/{p} to its end");
+    }
+    out
+}
+
+struct Pass {
+    events: usize,
+    secs: f64,
+    bytes_in: u64,
+    bytes_out: u64,
+    cpu_secs: f64,
+    peak_rss: u64,
+    bundles: f64,
+    duplicates: f64,
+    dead: f64,
+    dedup_keys: f64,
+}
+
+/// Phase 1: everything on the topic first, then the worker, timed from first consume to
+/// last acknowledgement.
+fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
+    let (raw, out, dlq) = (unique("raw"), unique("out"), unique("dlq"));
+    create_topics(&o.brokers, &[&raw, &out, &dlq]);
+    let records = corpus(o.records);
+    let bytes_in: u64 = records.iter().map(|r| r.len() as u64).sum();
+    let p = producer(&o.brokers);
+    for (i, r) in records.iter().enumerate() {
+        send(&p, &raw, i, r);
+    }
+    p.flush(Duration::from_secs(300)).unwrap();
+    eprintln!(
+        "e2e: {} records ({:.1} MB) on {raw}",
+        records.len(),
+        bytes_in as f64 / 1e6
+    );
+
+    let w = Worker::start(o, &raw, &out, &dlq, enrichers);
+    let mut t0 = None;
+    let mut cpu0 = 0.0;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let (t1, text) = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not finish in 30 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(if t0.is_some() { 20 } else { 5 }));
+        let Some(text) = w.scrape() else { continue };
+        let consumed = metric(&text, "alertctx_input_messages_total", "");
+        if t0.is_none() && consumed > 0.0 {
+            t0 = Some(Instant::now());
+            cpu0 = w.cpu_and_peak_rss().0;
+        }
+        let in_flight = metric(&text, "alertctx_in_flight_messages", "");
+        if consumed >= records.len() as f64 && in_flight == 0.0 {
+            break (Instant::now(), text);
+        }
+    };
+    let (cpu1, peak_rss) = w.cpu_and_peak_rss();
+    w.stop();
+    let outputs: u64 = [&out, &dlq]
+        .iter()
+        .map(|t| {
+            read_topic(&o.brokers, t)
+                .iter()
+                .map(|(v, _)| v.len() as u64)
+                .sum::<u64>()
+        })
+        .sum();
+    Pass {
+        events: records.len(),
+        secs: (t1 - t0.unwrap()).as_secs_f64(),
+        bytes_in,
+        bytes_out: outputs,
+        cpu_secs: cpu1 - cpu0,
+        peak_rss,
+        bundles: metric(&text, "alertctx_bundles_total", ""),
+        duplicates: metric(&text, "alertctx_duplicates_folded_total", ""),
+        dead: metric(&text, "alertctx_dead_letters_total", ""),
+        dedup_keys: metric(&text, "alertctx_dedup_keys", ""),
+    }
+}
+
+/// Phase 2: records offered at `rate` per second for `secs`; (p50, p99, bundles) of
+/// bundle produce time minus raw message time, in ms.
+fn latency(o: &Opts, enrichers: &std::path::Path, rate: f64, secs: u64) -> (i64, i64, usize) {
+    let (raw, out, dlq) = (unique("lraw"), unique("lout"), unique("ldlq"));
+    create_topics(&o.brokers, &[&raw, &out, &dlq]);
+    let w = Worker::start(o, &raw, &out, &dlq, enrichers);
+    // Ready: partitions assigned.
+    let ready = Instant::now() + Duration::from_secs(60);
+    while w
+        .scrape()
+        .is_none_or(|t| metric(&t, "alertctx_assigned_partitions", "") < 1.0)
+    {
+        assert!(
+            Instant::now() < ready,
+            "the worker did not get its partitions"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let p = producer(&o.brokers);
+    let n = (rate * secs as f64) as usize;
+    let records = corpus(n);
+    let start = Instant::now();
+    for (i, r) in records.iter().enumerate() {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        send(&p, &raw, i, r);
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while w.scrape().is_none_or(|t| {
+        metric(&t, "alertctx_input_messages_total", "") < n as f64
+            || metric(&t, "alertctx_in_flight_messages", "") > 0.0
+    }) {
+        assert!(Instant::now() < deadline, "the worker did not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.stop();
+    let mut lat: Vec<i64> = read_topic(&o.brokers, &out)
+        .iter()
+        .filter_map(|(v, ts)| {
+            let b: serde_json::Value = serde_json::from_slice(v).ok()?;
+            Some(ts - b["provenance"]["reference_time"].as_i64()?)
+        })
+        .collect();
+    lat.sort_unstable();
+    let q = |f: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * f).round() as usize)
+            .copied()
+            .unwrap_or(-1)
+    };
+    (q(0.50), q(0.99), lat.len())
+}
+
+fn main() {
+    let o = opts();
+    let enrichers: PathBuf = if o.bench {
+        refdata::bench_data()
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("enrichers")
+    };
+    let m = max_rate(&o, &enrichers);
+    // Every record is a bundle, a folded repeat or a dead letter (the generator writes no
+    // broken records, and an envelope counts once per record it holds).
+    assert!(
+        m.bundles + m.duplicates + m.dead >= m.events as f64,
+        "records unaccounted for: {} + {} + {} < {}",
+        m.bundles,
+        m.duplicates,
+        m.dead,
+        m.events
+    );
+    assert!(m.duplicates > 0.0 && m.bundles > 0.0);
+    let rate = m.events as f64 / m.secs;
+    println!(
+        "e2e max rate: {} events in {:.2} s = {:.0} events/s; in {:.1} MB/s, out {:.1} MB/s; worker CPU {:.1} µs/event; peak RSS {:.0} MiB ({} dedup keys)",
+        m.events,
+        m.secs,
+        rate,
+        m.bytes_in as f64 / 1e6 / m.secs,
+        m.bytes_out as f64 / 1e6 / m.secs,
+        m.cpu_secs / m.events as f64 * 1e6,
+        m.peak_rss as f64 / (1 << 20) as f64,
+        m.dedup_keys
+    );
+    if o.bench {
+        let (p50, p99, n) = latency(&o, &enrichers, rate / 2.0, o.latency_secs);
+        println!(
+            "e2e latency at {:.0} events/s offered ({} s, {n} bundles): p50 {p50} ms, p99 {p99} ms",
+            rate / 2.0,
+            o.latency_secs
+        );
+    }
+}
