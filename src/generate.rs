@@ -30,7 +30,9 @@ pub struct Generator {
     pub duplicate_rate: f64,
 }
 
-const USERS: [&str; 12] = [
+/// The user names the generator writes (benchmarks put them in their directory so that
+/// generated records hit it).
+pub const USERS: [&str; 12] = [
     "jdoe",
     "asmith",
     "rlee",

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{alertctx, repo};
+use common::{alertctx, repo, succeed};
 
 #[test]
 fn demo_accounts_for_every_example_record() {
@@ -45,16 +45,7 @@ fn validate_reports_every_problem_with_its_location() {
         "[kafka]\nbrokers = \"127.0.0.1:9092\"\ngroup_id = \"g\"\ntopics = [\"raw\"]\noutput_topic = \"out\"\ndlq_topic = \"dlq\"\n",
     )
     .unwrap();
-    let res = alertctx()
-        .args(["validate", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    succeed(alertctx().args(["validate", "--config"]).arg(&good));
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(

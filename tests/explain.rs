@@ -20,17 +20,12 @@ fn args(config: Option<PathBuf>, inputs: Vec<PathBuf>) -> ExplainArgs {
 
 /// Run `alertctx process` (with the clock as reference time) over `inputs`; its bundles.
 fn process(config: &std::path::Path, inputs: &[PathBuf]) -> Vec<String> {
-    let res = alertctx()
-        .current_dir(repo())
-        .args(["process", "--quiet", "--threads", "2", "--config"])
-        .arg(config)
-        .args(inputs)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+    let res = succeed(
+        alertctx()
+            .current_dir(repo())
+            .args(["process", "--quiet", "--threads", "2", "--config"])
+            .arg(config)
+            .args(inputs),
     );
     String::from_utf8(res.stdout)
         .unwrap()
@@ -40,16 +35,7 @@ fn process(config: &std::path::Path, inputs: &[PathBuf]) -> Vec<String> {
 }
 
 fn wall_clock_config(dir: &std::path::Path) -> PathBuf {
-    let cfg = dir.join("wall.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[pipeline]\nenrichers = {:?}\n[quality]\nreference_time = \"wall\"\n",
-            repo().join("enrichers").to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    cfg
+    config_with_reference_time(dir, "wall")
 }
 
 #[test]
@@ -165,17 +151,12 @@ fn explain_prints_the_attribution() {
         .position(|b| b.contains("\"class_uid\":2004"))
         .unwrap()
         + 1;
-    let res = alertctx()
-        .current_dir(repo())
-        .args(["explain", "--line", &line.to_string(), "--config"])
-        .arg(&cfg)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+    let res = succeed(
+        alertctx()
+            .current_dir(repo())
+            .args(["explain", "--line", &line.to_string(), "--config"])
+            .arg(&cfg)
+            .arg(&file),
     );
     let out = String::from_utf8(res.stdout).unwrap();
     assert!(out.contains("replay: identical, byte for byte"), "{out}");

@@ -59,6 +59,32 @@ fn setup(
     Setup { inputs, ..s }
 }
 
+/// (inputs with output, committed offsets, end offsets), for progress and failure reports.
+async fn progress(
+    s: &Setup,
+) -> (
+    usize,
+    std::collections::BTreeMap<i32, i64>,
+    std::collections::BTreeMap<i32, i64>,
+) {
+    let (b, raw, out, dlq, group) = (
+        s.brokers.clone(),
+        s.raw.clone(),
+        s.out.clone(),
+        s.dlq.clone(),
+        s.group.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        (
+            coverage(&b, &out, &dlq, PARTITIONS).len(),
+            committed(&b, &group, &raw, PARTITIONS),
+            end_offsets(&b, &raw, PARTITIONS),
+        )
+    })
+    .await
+    .unwrap()
+}
+
 /// Resolves once every input has output and every offset is committed.
 async fn all_done(s: &Setup, stop: Arc<AtomicBool>, workers: &[Arc<Metrics>]) {
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -80,22 +106,7 @@ async fn all_done(s: &Setup, stop: Arc<AtomicBool>, workers: &[Arc<Metrics>]) {
         .await
         .unwrap();
         if std::env::var_os("ALERTCTX_TEST_TRACE").is_some() {
-            let (b, raw, out, dlq, group) = (
-                s.brokers.clone(),
-                s.raw.clone(),
-                s.out.clone(),
-                s.dlq.clone(),
-                s.group.clone(),
-            );
-            let (c, com, end) = tokio::task::spawn_blocking(move || {
-                (
-                    coverage(&b, &out, &dlq, PARTITIONS).len(),
-                    committed(&b, &group, &raw, PARTITIONS),
-                    end_offsets(&b, &raw, PARTITIONS),
-                )
-            })
-            .await
-            .unwrap();
+            let (c, com, end) = progress(s).await;
             eprintln!(
                 "progress: {c}/{} covered; committed {com:?}; end {end:?}",
                 s.inputs
@@ -114,22 +125,7 @@ async fn all_done(s: &Setup, stop: Arc<AtomicBool>, workers: &[Arc<Metrics>]) {
             .unwrap();
         if Instant::now() >= deadline {
             // Say where it stands, so a failure on a CI machine can be read without a rerun.
-            let (b, raw, out, dlq, group) = (
-                s.brokers.clone(),
-                s.raw.clone(),
-                s.out.clone(),
-                s.dlq.clone(),
-                s.group.clone(),
-            );
-            let (c, com, end) = tokio::task::spawn_blocking(move || {
-                (
-                    coverage(&b, &out, &dlq, PARTITIONS).len(),
-                    committed(&b, &group, &raw, PARTITIONS),
-                    end_offsets(&b, &raw, PARTITIONS),
-                )
-            })
-            .await
-            .unwrap();
+            let (c, com, end) = progress(s).await;
             let state: Vec<String> = workers
                 .iter()
                 .map(|m| {

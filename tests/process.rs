@@ -116,23 +116,18 @@ fn process_command_writes_bundles_dead_letters_and_a_summary() {
     data.extend_from_slice(b"{\"broken\": \n");
     std::fs::write(&input, &data).unwrap();
     let (out, dlq) = (dir.path().join("out.ndjson"), dir.path().join("dlq.ndjson"));
-    let res = alertctx()
-        .args([
-            "process",
-            "--config",
-            repo().join("tests/golden.toml").to_str().unwrap(),
-            "--output",
-        ])
-        .arg(&out)
-        .arg("--dlq")
-        .arg(&dlq)
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+    let res = succeed(
+        alertctx()
+            .args([
+                "process",
+                "--config",
+                repo().join("tests/golden.toml").to_str().unwrap(),
+                "--output",
+            ])
+            .arg(&out)
+            .arg("--dlq")
+            .arg(&dlq)
+            .arg(&input),
     );
     let stderr = String::from_utf8_lossy(&res.stderr);
     let bundles = std::fs::read_to_string(&out).unwrap().lines().count();
@@ -179,39 +174,26 @@ fn process_is_deterministic_and_reads_stdin() {
         "{\"src_ip\": }\nCEF:0|Vendor|only three fields\n{\"ok\": 1}\n",
     )
     .unwrap();
-    let cfg = dir.path().join("replay.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[pipeline]\nenrichers = {:?}\n[quality]\nreference_time = \"2026-03-15T00:00:00Z\"\n",
-            repo().join("enrichers").to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let cfg = config_with_reference_time(dir.path(), "2026-03-15T00:00:00Z");
     let mut inputs: Vec<_> = fixture_files().into_iter().map(|(_, p)| p).collect();
     inputs.push(corpus);
     inputs.push(bad);
     let run_with = |threads: &str, batch: &str| {
         let dlq = dir.path().join(format!("dlq-{threads}-{batch}"));
-        let res = alertctx()
-            .args([
-                "process",
-                "--threads",
-                threads,
-                "--batch-size",
-                batch,
-                "--config",
-            ])
-            .arg(&cfg)
-            .arg("--dlq")
-            .arg(&dlq)
-            .args(&inputs)
-            .output()
-            .unwrap();
-        assert!(
-            res.status.success(),
-            "{}",
-            String::from_utf8_lossy(&res.stderr)
+        let res = succeed(
+            alertctx()
+                .args([
+                    "process",
+                    "--threads",
+                    threads,
+                    "--batch-size",
+                    batch,
+                    "--config",
+                ])
+                .arg(&cfg)
+                .arg("--dlq")
+                .arg(&dlq)
+                .args(&inputs),
         );
         // The summary's last line: total, records, bundles, duplicates, dead letters, score.
         let summary = String::from_utf8_lossy(&res.stderr)

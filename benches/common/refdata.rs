@@ -49,23 +49,7 @@ pub fn bench_data() -> PathBuf {
         ));
     }
     // The generator's own user names, so its records hit the directory too.
-    for (i, u) in [
-        "jdoe",
-        "asmith",
-        "rlee",
-        "mgarcia",
-        "dbrown",
-        "lchen",
-        "ejohnson",
-        "fschmidt",
-        "ctaylor",
-        "svc-backup",
-        "adm-asmith",
-        "administrator",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, u) in alertctx::generate::USERS.iter().enumerate() {
         users.push_str(&format!("g{i},{u},{u}@corp.example.com,,S-1-5-21-1111111111-2222222222-3333333333-{},{u},IT,,,no,enabled,,CORP\n", 1100 + i));
     }
     std::fs::write(defs.join("data/users.csv"), users).unwrap();

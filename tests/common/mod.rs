@@ -13,6 +13,32 @@ pub fn alertctx() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_alertctx"))
 }
 
+/// A configuration file in `dir` with the repository's example reference data and the given
+/// `quality.reference_time` (`wall`, `none` or an RFC 3339 time).
+pub fn config_with_reference_time(dir: &Path, reference_time: &str) -> PathBuf {
+    let cfg = dir.join("alertctx.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[pipeline]\nenrichers = {:?}\n[quality]\nreference_time = {reference_time:?}\n",
+            repo().join("enrichers").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Run a command to its end; its output, after checking it succeeded.
+pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let res = cmd.output().unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    res
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
