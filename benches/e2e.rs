@@ -33,6 +33,8 @@ struct Opts {
     records: usize,
     latency_secs: u64,
     brokers: String,
+    /// More worker configuration (TOML appended to the generated file), from --worker-toml.
+    worker_extra: String,
 }
 
 fn opts() -> Opts {
@@ -50,6 +52,12 @@ fn opts() -> Opts {
         latency_secs: value("--latency-secs").unwrap_or(20) as u64,
         brokers: std::env::var("ALERTCTX_TEST_BROKERS")
             .unwrap_or_else(|_| "127.0.0.1:19092".into()),
+        worker_extra: args
+            .iter()
+            .position(|a| a == "--worker-toml")
+            .and_then(|i| args.get(i + 1))
+            .map(|p| std::fs::read_to_string(p).expect("--worker-toml: a readable file"))
+            .unwrap_or_default(),
     }
 }
 
@@ -131,10 +139,11 @@ impl Worker {
             &cfg,
             format!(
                 "[pipeline]\nenrichers = {:?}\n[dedup]\ncapacity = 1000000\n[metrics]\nlisten = {metrics:?}\n\
-                 [kafka]\nbrokers = {:?}\ngroup_id = {:?}\ntopics = [{raw:?}]\noutput_topic = {out:?}\ndlq_topic = {dlq:?}\n",
+                 [kafka]\nbrokers = {:?}\ngroup_id = {:?}\ntopics = [{raw:?}]\noutput_topic = {out:?}\ndlq_topic = {dlq:?}\n{}",
                 enrichers.to_str().unwrap(),
                 o.brokers,
-                unique("group")
+                unique("group"),
+                o.worker_extra
             ),
         )
         .unwrap();

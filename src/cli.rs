@@ -105,10 +105,12 @@ pub struct Tally {
     pub score_sum: u64,
 }
 
-/// Counts for a whole run, by source (`(dead letter)` for records that never reached one).
+/// Counts for a whole run, by source. A dead letter never reached a mapping; it counts under
+/// the source a `[[routes]]` entry pins its input to, else under `(dead letter)`.
 #[derive(Debug, Default)]
 pub struct Summary {
     pub by_source: BTreeMap<String, Tally>,
+    pub routes: Vec<crate::normalize::Route>,
 }
 
 pub const DEAD_LETTER_SOURCE: &str = "(dead letter)";
@@ -127,8 +129,14 @@ impl Summary {
                 t.records += 1;
                 t.duplicates += 1;
             }
-            Outcome::DeadLetter(_) => {
-                let t = self.by_source.entry(DEAD_LETTER_SOURCE.into()).or_default();
+            Outcome::DeadLetter(d) => {
+                let input = d.origin.input_name();
+                let source = self
+                    .routes
+                    .iter()
+                    .find(|r| crate::normalize::route_matches(&r.input, input))
+                    .map_or(DEAD_LETTER_SOURCE, |r| r.source.as_str());
+                let t = self.by_source.entry(source.to_string()).or_default();
                 t.records += 1;
                 t.dead_letters += 1;
             }
@@ -223,7 +231,10 @@ pub fn process(args: &ProcessArgs) -> anyhow::Result<Summary> {
         n => n,
     };
     let batch_size = args.batch_size.max(1);
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        routes: cfg.routes.clone(),
+        ..Summary::default()
+    };
     let mut outcomes = Vec::new();
     let mut framed = Vec::new();
     let mut line = Vec::new();
@@ -333,6 +344,16 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
 
 /// Every problem `validate` finds, each with where it is.
 pub fn validate_config(path: &std::path::Path) -> Vec<String> {
+    // Structure first (syntax, unknown keys, types), every problem with its line.
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let structural = Config::structural_problems(&text);
+        if !structural.is_empty() {
+            return structural
+                .into_iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect();
+        }
+    }
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => return vec![format!("{e:#}")],
@@ -467,4 +488,40 @@ pub fn validate_config(path: &std::path::Path) -> Vec<String> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::DeadLetter;
+    use crate::record::Origin;
+
+    fn dead(input: &str) -> Outcome {
+        Outcome::DeadLetter(DeadLetter {
+            reason: "invalid_json",
+            message: String::new(),
+            origin: Origin::File {
+                input: input.into(),
+                line: 1,
+            },
+            index: None,
+            bytes: b"{".to_vec(),
+        })
+    }
+
+    #[test]
+    fn dead_letters_count_under_their_routed_source() {
+        let mut s = Summary {
+            routes: vec![crate::normalize::Route {
+                input: "okta-*.log".into(),
+                source: "okta".into(),
+            }],
+            ..Summary::default()
+        };
+        s.add(&dead("logs/okta-1.log"));
+        s.add(&dead("logs/other.log"));
+        assert_eq!(s.by_source["okta"].dead_letters, 1);
+        assert_eq!(s.by_source[DEAD_LETTER_SOURCE].dead_letters, 1);
+        assert_eq!(s.total().records, 2);
+    }
 }

@@ -48,11 +48,12 @@ pub struct KafkaConfig {
     /// Most consumed messages whose outputs are not all acknowledged; consumption pauses above it.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
-    /// How often acknowledged offsets are committed (asynchronously), e.g. `1s`.
+    /// How often acknowledged offsets are committed (synchronously, only for owned partitions), e.g. `1s`.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: String,
     /// How long a revoke or shutdown waits for in-flight output before its final, synchronous
-    /// commit, e.g. `20s`. Keep it below the orchestrator's termination grace period.
+    /// commit, e.g. `20s`. A shutdown's steps (flush, commit, leaving the group) share this one
+    /// deadline. Keep it below the orchestrator's termination grace period.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: String,
     /// librdkafka consumer properties passed through as they are (SASL, SSL, fetch sizes...).
@@ -181,6 +182,38 @@ impl Config {
         Ok(toml::Value::Table(doc).try_into()?)
     }
 
+    /// Every structural problem of a configuration file (bad syntax, unknown keys, wrong
+    /// types, missing keys), each with its line and column, not just the first: after each
+    /// error the offending item is blanked out (line breaks kept, so later locations stay
+    /// true) and the text is read again. A syntax error ends the search, since nothing after
+    /// it can be trusted.
+    pub fn structural_problems(text: &str) -> Vec<String> {
+        const MOST: usize = 100;
+        let mut text = text.to_string();
+        let mut problems = Vec::new();
+        while problems.len() < MOST {
+            if toml::from_str::<toml::Table>(&text).is_err() {
+                if let Err(e) = toml::from_str::<toml::Table>(&text) {
+                    problems.push(e.to_string().trim_end().to_string());
+                }
+                break;
+            }
+            let Err(e) = toml::from_str::<Config>(&text) else {
+                break;
+            };
+            problems.push(e.to_string().trim_end().to_string());
+            let Some(span) = e.span().filter(|s| !s.is_empty() && s.end <= text.len()) else {
+                break;
+            };
+            let blanked = blank_item(&text, span);
+            if blanked == text {
+                break;
+            }
+            text = blanked;
+        }
+        problems
+    }
+
     pub fn limits(&self) -> crate::decode::Limits {
         crate::decode::Limits {
             max_record_bytes: self.pipeline.max_record_bytes,
@@ -189,9 +222,65 @@ impl Config {
     }
 }
 
+/// `text` with the item at `span` blanked: the whole lines it touches become spaces (a key's
+/// line, or a table with all its keys), line breaks kept.
+fn blank_item(text: &str, span: std::ops::Range<usize>) -> String {
+    let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let mut end = text[span.end..]
+        .find('\n')
+        .map_or(text.len(), |i| span.end + i);
+    if text[start..].trim_start().starts_with('[') {
+        // A table header: its keys go with it, up to the next header.
+        let mut at = end;
+        while at < text.len() {
+            let next = text[at + 1..].find('\n').map_or(text.len(), |i| at + 1 + i);
+            if text[at + 1..next].trim_start().starts_with('[') {
+                break;
+            }
+            at = next;
+        }
+        end = at;
+    }
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..start]);
+    out.extend(
+        text[start..end]
+            .chars()
+            .map(|c| if c == '\n' { '\n' } else { ' ' }),
+    );
+    out.push_str(&text[end..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn structural_problems_are_all_reported_with_their_lines() {
+        let text = "[pipeline]\nmax_depht = 3\n\n[dedup]\ncapactiy = 5\nwindow = 7\n\n[quality]\nmax_age = '7d'\n";
+        let p = Config::structural_problems(text);
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert!(
+            p[0].contains("line 2") && p[0].contains("max_depht"),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[1].contains("line 5") && p[1].contains("capactiy"),
+            "{}",
+            p[1]
+        );
+        assert!(
+            p[2].contains("line 6") && p[2].contains("window"),
+            "{}",
+            p[2]
+        );
+        assert!(Config::structural_problems("[dedup]\nwindow = '5m'\n").is_empty());
+        let syntax = Config::structural_problems("[dedup\nwindow = 1\n");
+        assert_eq!(syntax.len(), 1);
+        assert!(syntax[0].contains("line 1"), "{}", syntax[0]);
+    }
 
     #[test]
     fn unknown_keys_are_errors() {
@@ -246,5 +335,11 @@ mod tests {
             SafetyConfig::default(),
             "the example shows the defaults"
         );
+        assert_eq!(c.quality, crate::score::QualityConfig::default());
+        assert_eq!(c.metrics, MetricsConfig::default());
+        let k = c.kafka.expect("the example shows the [kafka] section");
+        assert_eq!(k.max_in_flight, default_max_in_flight());
+        assert_eq!(k.commit_interval, default_commit_interval());
+        assert_eq!(k.drain_timeout, default_drain_timeout());
     }
 }

@@ -64,6 +64,17 @@ const PROCS: [&str; 8] = [
     r"C:\Program Files\Google\Chrome\Application\chrome.exe",
     r"C:\Windows\System32\wbem\WmiPrvSE.exe",
 ];
+/// Arguments each of PROCS is typically started with (JSON-escaped), same order.
+const PROC_ARGS: [&str; 8] = [
+    "-k netsvcs -p -s Schedule",
+    r"-NoProfile -ExecutionPolicy Bypass -File C:\\ProgramData\\IT\\inventory.ps1",
+    "/c whoami /groups",
+    r#"/n \"C:\\Users\\Public\\Documents\\Q1-report.docx\""#,
+    "/factory,{75dff2b7-6936-4c06-a8bb-676a7b00b24b} -Embedding",
+    "shell32.dll,Control_RunDLL desk.cpl",
+    "--type=renderer --field-trial-handle=1732,i,5150 --lang=en-US",
+    "-secured -Embedding",
+];
 const UAS: [&str; 4] = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
@@ -204,23 +215,27 @@ impl Generator {
         }
         let t = T0 + self.n as i64 * 7;
         let g = match self.rng.random_range(0..100) {
-            0..=17 => self.zeek_conn(t),
-            18..=29 => self.suricata_dns(t),
-            30..=39 => self.suricata_flow(t),
-            40..=53 => self.windows_logon(t),
-            54..=59 => self.sysmon_process(t),
-            60..=64 => self.okta(t),
-            65..=70 => self.cloudtrail(t),
-            71..=74 => self.cef(t),
-            75..=78 => self.suricata_http(t),
-            79..=81 => self.suricata_alert(t),
-            82..=84 => self.pan_traffic(t),
-            85..=87 => self.windows_process(t),
-            88..=89 => self.crowdstrike(t),
-            90..=92 => self.entra_signin(t),
-            93..=95 => self.gcp(t),
-            96..=97 => self.github(t),
-            _ => self.leef(t),
+            0..=14 => self.zeek_conn(t),
+            15..=25 => self.suricata_dns(t),
+            26..=34 => self.suricata_flow(t),
+            35..=46 => self.windows_logon(t),
+            47..=52 => self.sysmon_process(t),
+            53..=57 => self.okta(t),
+            58..=63 => self.cloudtrail(t),
+            64..=67 => self.cef(t),
+            68..=71 => self.suricata_http(t),
+            72..=74 => self.suricata_alert(t),
+            75..=77 => self.pan_traffic(t),
+            78..=80 => self.windows_process(t),
+            81..=82 => self.crowdstrike(t),
+            83..=85 => self.entra_signin(t),
+            86..=88 => self.gcp(t),
+            89..=90 => self.github(t),
+            91..=92 => self.leef(t),
+            93..=94 => self.crowdstrike_fdr(t),
+            95..=96 => self.defender_hunting(t),
+            97..=98 => self.o365(t),
+            _ => self.defender_alert(t),
         };
         if self.recent.len() < 1024 {
             self.recent.push(g.clone());
@@ -605,6 +620,207 @@ impl Generator {
         }
     }
 
+    /// A GUID in its usual 8-4-4-4-12 spelling.
+    fn guid(&mut self) -> String {
+        format!(
+            "{}-{}-4{}-{}{}-{}",
+            self.hex(8),
+            self.hex(4),
+            self.hex(3),
+            ["8", "9", "a", "b"][self.rng.random_range(0..4)],
+            self.hex(3),
+            self.hex(12)
+        )
+    }
+
+    /// CrowdStrike Falcon Data Replicator: a ProcessRollup2 (process launch) event, flat and
+    /// every value a string, image paths in their \Device\HarddiskVolumeN form.
+    fn crowdstrike_fdr(&mut self, t: i64) -> Generated {
+        let host = self.host();
+        let (u, _) = self.user();
+        let i = self.rng.random_range(0..PROCS.len());
+        let (image, args) = (PROCS[i], PROC_ARGS[i]);
+        let parent = self.pick(&PROCS).to_string();
+        let name = image.rsplit('\\').next().unwrap_or_default().to_string();
+        let parent_name = parent.rsplit('\\').next().unwrap_or_default().to_string();
+        let image = image
+            .replacen("C:", r"\Device\HarddiskVolume3", 1)
+            .replace('\\', "\\\\");
+        let start = t - self.rng.random_range(5..900);
+        let il = ["8192", "8192", "12288", "16384"][self.rng.random_range(0..4)];
+        let upid = self.rng.random_range(10_000_000_000u64..99_999_999_999);
+        let line = format!(
+            r#"{{"event_simpleName":"ProcessRollup2","name":"ProcessRollup2V19","aid":"{}","cid":"4e7a1c0b9d2f43e8a6b5c4d3e2f1a0b9","aip":"198.51.100.{}","event_platform":"Win","id":"{}","timestamp":"{t}","ConfigBuild":"1007.3.0019507.15","ConfigStateHash":"{}","Entitlements":"15","EffectiveTransmissionClass":"3","ContextTimeStamp":"{}.{:03}","ComputerName":"{host}","RawProcessId":"{}","TargetProcessId":"{upid}","SourceProcessId":"{}","ParentProcessId":"{}","ParentBaseFileName":"{parent_name}","GrandParentBaseFileName":"explorer.exe","CommandLine":"\"{name}\" {args}","ImageFileName":"{image}","SHA256HashData":"{}","SHA1HashData":"0000000000000000000000000000000000000000","MD5HashData":"{}","UserSid":"S-1-5-21-1111111111-2222222222-3333333333-{}","UserName":"{u}","AuthenticationId":"{}","IntegrityLevel":"{il}","TokenType":"1","SessionId":"{}","ImageSubsystem":"2","ProcessSxsFlags":"1600","ProcessParameterFlags":"16385","ProcessStartTime":"{}.{:03}"}}"#,
+            self.hex(32),
+            self.rng.random_range(2..250),
+            self.guid(),
+            self.rng.random_range(1_000_000_000u64..4_294_967_295),
+            t / 1000,
+            t % 1000,
+            self.rng.random_range(4..60_000),
+            upid - self.rng.random_range(1..5_000_000),
+            upid - self.rng.random_range(1..5_000_000),
+            self.hex(64),
+            self.hex(32),
+            self.rng.random_range(1100..1200),
+            self.rng.random_range(100_000..9_999_999),
+            self.rng.random_range(0..4),
+            start / 1000,
+            start % 1000,
+        );
+        Generated {
+            source: "crowdstrike_fdr",
+            line,
+        }
+    }
+
+    /// Microsoft Defender XDR advanced hunting: a DeviceProcessEvents row as Sentinel exports
+    /// it (PascalCase columns, *FolderPath holding the full image path).
+    fn defender_hunting(&mut self, t: i64) -> Generated {
+        let host = self.host().to_lowercase();
+        let (u, _) = self.user();
+        let (i, j) = (
+            self.rng.random_range(0..PROCS.len()),
+            self.rng.random_range(0..PROCS.len()),
+        );
+        let (image, args, parent, parent_args) = (PROCS[i], PROC_ARGS[i], PROCS[j], PROC_ARGS[j]);
+        let name = image.rsplit('\\').next().unwrap_or_default().to_string();
+        let parent_name = parent.rsplit('\\').next().unwrap_or_default().to_string();
+        let (image, parent) = (image.replace('\\', "\\\\"), parent.replace('\\', "\\\\"));
+        let ts = |ms: i64| format!("{}0000Z", &crate::timeparse::ms_to_rfc3339(ms)[..23]);
+        let parent_start = t - self.rng.random_range(60_000..7_200_000);
+        let rid = self.rng.random_range(1100..1200);
+        let logon = self.rng.random_range(100_000..9_999_999);
+        let line = format!(
+            r#"{{"TenantId":"0c4e8a21-7d3f-4b96-a1e5-2f8b6c9d0e13","Timestamp":"{}","DeviceId":"{}","DeviceName":"{host}.corp.example.com","ActionType":"ProcessCreated","FileName":"{name}","FolderPath":"{image}","SHA1":"{}","SHA256":"{}","MD5":"{}","FileSize":{},"ProcessVersionInfoCompanyName":"Microsoft Corporation","ProcessId":{},"ProcessCommandLine":"\"{name}\" {args}","ProcessIntegrityLevel":"Medium","ProcessTokenElevation":"TokenElevationTypeLimited","ProcessCreationTime":"{}","AccountDomain":"corp","AccountName":"{u}","AccountSid":"S-1-5-21-1111111111-2222222222-3333333333-{rid}","AccountUpn":"{u}@corp.example.com","LogonId":{logon},"InitiatingProcessFileName":"{parent_name}","InitiatingProcessFolderPath":"{parent}","InitiatingProcessCommandLine":"\"{parent_name}\" {parent_args}","InitiatingProcessId":{},"InitiatingProcessCreationTime":"{}","InitiatingProcessSHA1":"{}","InitiatingProcessMD5":"{}","InitiatingProcessAccountName":"{u}","InitiatingProcessAccountDomain":"corp","InitiatingProcessIntegrityLevel":"Medium","InitiatingProcessParentId":{},"InitiatingProcessParentFileName":"explorer.exe","InitiatingProcessLogonId":{logon},"ReportId":{},"TimeGenerated":"{}","Type":"DeviceProcessEvents","SourceSystem":"","MachineGroup":"Workstations"}}"#,
+            ts(t),
+            self.hex(40),
+            self.hex(40),
+            self.hex(64),
+            self.hex(32),
+            self.rng.random_range(20_000..2_000_000),
+            self.rng.random_range(1000..60_000),
+            ts(t),
+            self.rng.random_range(1000..60_000),
+            ts(parent_start),
+            self.hex(40),
+            self.hex(32),
+            self.rng.random_range(500..9000),
+            self.rng.random_range(1000..999_999),
+            &crate::timeparse::ms_to_rfc3339(t + 2_000)[..19],
+        );
+        Generated {
+            source: "defender_hunting",
+            line,
+        }
+    }
+
+    /// Microsoft Defender XDR: a Graph security API alert (alerts_v2) with device and user
+    /// evidence.
+    fn defender_alert(&mut self, t: i64) -> Generated {
+        let host = self.host().to_lowercase();
+        let (u, _) = self.user();
+        let ip = self.internal_ip();
+        let (title, category, technique, severity) = [
+            (
+                "Suspicious PowerShell command line",
+                "Execution",
+                r#""T1059.001""#,
+                "medium",
+            ),
+            (
+                "Suspicious access to LSASS service",
+                "CredentialAccess",
+                r#""T1003.001""#,
+                "high",
+            ),
+            (
+                "Possible lateral movement using remote WMI",
+                "LateralMovement",
+                r#""T1047","T1021""#,
+                "medium",
+            ),
+            (
+                "An active 'Emotet' malware was detected",
+                "Malware",
+                r#""T1204.002""#,
+                "high",
+            ),
+            (
+                "Suspicious scheduled task registration",
+                "Persistence",
+                r#""T1053.005""#,
+                "low",
+            ),
+        ][self.rng.random_range(0..5)];
+        let id = format!(
+            "da{}_{}",
+            self.rng
+                .random_range(638_700_000_000_000_000u64..638_800_000_000_000_000),
+            -self.rng.random_range(1_000_000_000i64..2_147_483_647)
+        );
+        let incident = self.rng.random_range(1000..99_999);
+        let tenant = "0c4e8a21-7d3f-4b96-a1e5-2f8b6c9d0e13";
+        let updated = t + self.rng.random_range(1_000..600_000);
+        let first = t - self.rng.random_range(60_000..600_000);
+        let last = t - self.rng.random_range(1_000..60_000);
+        let line = format!(
+            r##"{{"@odata.type":"#microsoft.graph.security.alert","id":"{id}","providerAlertId":"{id}","incidentId":"{incident}","status":"new","severity":"{severity}","classification":null,"determination":null,"serviceSource":"microsoftDefenderForEndpoint","detectionSource":"microsoftDefenderForEndpoint","productName":"Microsoft Defender for Endpoint","detectorId":"{}","tenantId":"{tenant}","title":"{title}","category":"{category}","assignedTo":null,"alertWebUrl":"https://security.microsoft.com/alerts/{id}?tid={tenant}","incidentWebUrl":"https://security.microsoft.com/incidents/{incident}?tid={tenant}","mitreTechniques":[{technique}],"createdDateTime":"{}","lastUpdateDateTime":"{}","firstActivityDateTime":"{}","lastActivityDateTime":"{}","evidence":[{{"@odata.type":"#microsoft.graph.security.deviceEvidence","verdict":"suspicious","remediationStatus":"none","mdeDeviceId":"{}","deviceDnsName":"{host}.corp.example.com","osPlatform":"Windows11","osBuild":22631,"healthStatus":"active","riskScore":"{severity}","rbacGroupName":"Workstations","ipInterfaces":["{ip}"]}},{{"@odata.type":"#microsoft.graph.security.userEvidence","verdict":"unknown","remediationStatus":"none","userAccount":{{"accountName":"{u}","domainName":"CORP","userSid":"S-1-5-21-1111111111-2222222222-3333333333-{}","azureAdUserId":"{}","userPrincipalName":"{u}@corp.example.com"}}}}]}}"##,
+            self.guid(),
+            self.iso(t),
+            self.iso(updated),
+            self.iso(first),
+            self.iso(last),
+            self.hex(40),
+            self.rng.random_range(1100..1200),
+            self.guid(),
+        );
+        Generated {
+            source: "defender_alerts",
+            line,
+        }
+    }
+
+    /// Office 365 Management Activity API (Audit.AzureActiveDirectory): a UserLoggedIn record,
+    /// now and then a UserLoginFailed one.
+    fn o365(&mut self, t: i64) -> Generated {
+        let (u, _) = self.user();
+        let ip = self.public_ip();
+        let ok = self.rng.random_bool(0.9);
+        let (op, status, error, logon_error) = if ok {
+            ("UserLoggedIn", "Success", "0", "")
+        } else {
+            (
+                "UserLoginFailed",
+                "Failed",
+                "50126",
+                r#","LogonError":"InvalidUserNameOrPassword""#,
+            )
+        };
+        let id = self.guid();
+        let user_key = self.guid();
+        let (app, os, browser) = [
+            ("00000002-0000-0ff1-ce00-000000000000", "Windows 10", "Edge"),
+            ("00000003-0000-0ff1-ce00-000000000000", "MacOs", "Safari"),
+            (
+                "00000003-0000-0000-c000-000000000000",
+                "Windows 10",
+                "Chrome",
+            ),
+        ][self.rng.random_range(0..3)];
+        let line = format!(
+            r#"{{"CreationTime":"{}","Id":"{id}","Operation":"{op}","OrganizationId":"0c4e8a21-7d3f-4b96-a1e5-2f8b6c9d0e13","RecordType":15,"ResultStatus":"{status}","UserKey":"{user_key}","UserType":0,"Version":1,"Workload":"AzureActiveDirectory","ClientIP":"{ip}","ObjectId":"{app}","UserId":"{u}@corp.example.com","AzureActiveDirectoryEventType":1,"ExtendedProperties":[{{"Name":"ResultStatusDetail","Value":"{status}"}},{{"Name":"UserAgent","Value":"{}"}},{{"Name":"UserAuthenticationMethod","Value":"1"}},{{"Name":"RequestType","Value":"OAuth2:Authorize"}}],"ModifiedProperties":[],"Actor":[{{"ID":"{user_key}","Type":0}},{{"ID":"{u}@corp.example.com","Type":5}}],"ActorContextId":"0c4e8a21-7d3f-4b96-a1e5-2f8b6c9d0e13","ActorIpAddress":"{ip}","InterSystemsId":"{}","IntraSystemId":"{id}","Target":[{{"ID":"{app}","Type":0}}],"TargetContextId":"0c4e8a21-7d3f-4b96-a1e5-2f8b6c9d0e13","ApplicationId":"{app}","DeviceProperties":[{{"Name":"OS","Value":"{os}"}},{{"Name":"BrowserType","Value":"{browser}"}},{{"Name":"IsCompliantAndManaged","Value":"False"}},{{"Name":"SessionId","Value":"{}"}}],"ErrorNumber":"{error}"{logon_error}}}"#,
+            &self.iso(t)[..19],
+            UAS[self.rng.random_range(0..2)],
+            self.guid(),
+            self.guid(),
+        );
+        Generated {
+            source: "o365",
+            line,
+        }
+    }
+
     fn leef(&mut self, t: i64) -> Generated {
         let (src, dst) = (self.internal_ip(), self.internal_ip());
         let (u, _) = self.user();
@@ -698,6 +914,10 @@ mod tests {
             "gcp_audit",
             "github_audit",
             "leef",
+            "crowdstrike_fdr",
+            "defender_alerts",
+            "defender_hunting",
+            "o365",
         ] {
             assert!(
                 by_source.get(s).copied().unwrap_or(0) > 0,

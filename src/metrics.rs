@@ -91,7 +91,7 @@ impl Metrics {
             records: counter(&r, "records_total", "Records normalized (bundles plus folded duplicates), by source and OCSF class.", &["source", "class"]),
             bundles: counter(&r, "bundles_total", "Context bundles written, by source and OCSF class.", &["source", "class"]),
             duplicates: counter(&r, "duplicates_folded_total", "Repeats folded into an earlier bundle by deduplication.", &["source", "class"]),
-            dead_letters: counter(&r, "dead_letters_total", "Records dead-lettered, by reason code.", &["reason"]),
+            dead_letters: counter(&r, "dead_letters_total", "Records dead-lettered, by reason code and input topic (or file).", &["reason", "topic"]),
             quality_score: histogram(&r, "quality_score", "Quality score (0-100) of each bundle.", &["source"], vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0]),
             gaps: counter(&r, "gaps_total", "Data gaps found, by source and gap code (time_future and time_too_old count late and future events).", &["source", "code"]),
             safety_findings: counter(&r, "safety_findings_total", "Instruction-like or hidden text found in bundles, by source and finding kind.", &["source", "kind"]),
@@ -170,7 +170,10 @@ impl Metrics {
                     .with_label_values(&[source])
                     .set(now_s);
             }
-            Outcome::DeadLetter(d) => self.dead_letters.with_label_values(&[d.reason]).inc(),
+            Outcome::DeadLetter(d) => self
+                .dead_letters
+                .with_label_values(&[d.reason, d.origin.input_name()])
+                .inc(),
         }
     }
 
@@ -247,7 +250,7 @@ mod tests {
             "alertctx_records_total{class=\"2004\",source=\"suricata\"} 2",
             "alertctx_bundles_total{class=\"2004\",source=\"suricata\"} 1",
             "alertctx_duplicates_folded_total{class=\"2004\",source=\"suricata\"} 1",
-            "alertctx_dead_letters_total{reason=\"invalid_json\"} 1",
+            "alertctx_dead_letters_total{reason=\"invalid_json\",topic=\"t\"} 1",
             "alertctx_gaps_total{code=\"fields_unmapped\",source=\"suricata\"} 1",
             "alertctx_safety_findings_total{kind=\"instruction_override\",source=\"suricata\"} 2",
             "alertctx_safety_findings_total{kind=\"ascii_smuggling\",source=\"suricata\"} 1",

@@ -149,6 +149,13 @@ impl Pipeline {
         let tagger = Tagger::from_toml(&tag_text).map_err(|e| anyhow::anyhow!("tag rules: {e}"))?;
         let (enrichers, warnings) = match &cfg.pipeline.enrichers {
             Some(dir) => {
+                // The definitions say which attributes each enricher reads, so they shape the
+                // output as much as the data does: they are part of the configuration hash
+                // (the data files' own sha256 is each reference data set's version).
+                for (name, text) in read_dir_sorted(dir)? {
+                    hasher.update(name.as_bytes());
+                    hasher.update(text.as_bytes());
+                }
                 let loaded = crate::enrich::load_dir(dir)?;
                 (loaded.enrichers, loaded.warnings)
             }

@@ -1755,14 +1755,27 @@ static PATTERNS: &[PatternDef] = &[
     pat(
         K::ExfilLink,
         "markdown image with a remote URL",
-        &[L(&["!["]), R(r"[^\]\n]{0,200}\]\(\s*<?(?:https?:)?//")],
+        // Alt text may span lines, as markdown allows.
+        &[L(&["!["]), R(r"[^\]]{0,200}\]\(\s*<?(?:https?:)?//")],
+    ),
+    pat(
+        K::ExfilLink,
+        "markdown image by reference to a remote URL",
+        // `![alt][ref]` and, later in the text, `[ref]: https://...`.
+        &[
+            L(&["!["]),
+            R(
+                r"[^\]]{0,200}\]\s?\[[^\]\n]{0,64}\][\s\S]{0,2000}?\[[^\]\n]{1,64}\]:\s*<?(?:https?:)?//",
+            ),
+        ],
     ),
     pat(
         K::ExfilLink,
         "HTML image with a remote URL",
         &[
             L(&["<img"]),
-            R(r#"(?-u:\b)[^>\n]{0,200}(?-u:\b)src\s*=\s*["']?(?:https?:)?//"#),
+            // Attributes may span lines; `srcset` loads its URLs as `src` does.
+            R(r#"(?-u:\b)[^>]{0,200}(?-u:\b)src(?:set)?\s*=\s*["']?(?:https?:)?//"#),
         ],
     ),
     pat(
@@ -2442,6 +2455,34 @@ mod tests {
         assert_eq!(fold("іgnore"), "ignore");
         assert_eq!(fold("précédentes"), "precedentes");
         assert_eq!(fold("ｍ"), "m");
+    }
+
+    #[test]
+    fn exfiltration_images_across_lines_srcset_and_references() {
+        let s = s();
+        for text in [
+            "<img\nsrc=\"https://evil.example/p.gif?c=1\">",
+            "<img srcset=\"https://evil.example/x.png 1x\">",
+            "![a\nb](https://evil.example/x.png)",
+            "![a][1]\n\n[1]: https://evil.example/x.png?d=1",
+        ] {
+            let d = s.detect(text);
+            assert!(
+                d.iter().any(|d| d.kind == FindingKind::ExfilLink),
+                "{text:?}: {d:?}"
+            );
+        }
+        for benign in [
+            "![logo](logo.png)",
+            "see [1]\n\n[1]: https://docs.example.com/kb",
+            "<img src=\"/static/a.png\">",
+        ] {
+            assert!(
+                s.detect(benign).is_empty(),
+                "{benign:?}: {:?}",
+                s.detect(benign)
+            );
+        }
     }
 
     #[test]

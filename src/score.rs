@@ -73,9 +73,11 @@ pub struct QualityConfig {
     pub max_age: String,
     /// Events later than the reference time by more than this get `time_future`.
     pub future_skew: String,
-    /// What "now" is for the time checks: `wall` (the clock; output then depends on when it
-    /// ran), `none` (skip the future/too-old checks), or a fixed RFC 3339 time. In the Kafka
-    /// worker the broker timestamp of each message is the reference, whatever this says.
+    /// What "now" is for the time checks: `none` (the default: skip the future/too-old checks,
+    /// so output depends only on input, configuration and reference data), `wall` (the clock;
+    /// output then depends on when it ran, and each bundle records the reading), or a fixed
+    /// RFC 3339 time. In the Kafka worker the broker timestamp of each message is the
+    /// reference, whatever this says.
     pub reference_time: String,
     /// Recommended attributes not to report as gaps (alertctx does not build them yet).
     pub ignore_recommended: Vec<String>,
@@ -86,7 +88,7 @@ impl Default for QualityConfig {
         QualityConfig {
             max_age: "7d".into(),
             future_skew: "5m".into(),
-            reference_time: "wall".into(),
+            reference_time: "none".into(),
             ignore_recommended: vec!["observables".into(), "timezone_offset".into()],
         }
     }

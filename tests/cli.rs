@@ -78,7 +78,11 @@ fn validate_reports_every_problem_with_its_location() {
     assert!(err.lines().count() >= 8, "{err}");
 
     let typo = dir.path().join("typo.toml");
-    std::fs::write(&typo, "[kafka]\nbrokerz = \"x\"\n").unwrap();
+    std::fs::write(
+        &typo,
+        "[kafka]\nbrokerz = \"x\"\n\n[dedup]\ncapacity = \"many\"\n",
+    )
+    .unwrap();
     let res = alertctx()
         .args(["validate", "--config"])
         .arg(&typo)
@@ -87,7 +91,11 @@ fn validate_reports_every_problem_with_its_location() {
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(
-        err.contains("brokerz") && err.contains("line"),
+        err.contains("brokerz") && err.contains("line 2"),
         "unknown keys are errors with a location: {err}"
+    );
+    assert!(
+        err.contains("line 5") && err.contains("capacity"),
+        "every structural problem is reported, not only the first: {err}"
     );
 }

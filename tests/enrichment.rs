@@ -172,3 +172,42 @@ fn missing_optional_geo_database_is_a_warning_not_an_error() {
     assert!(p.reference_data().iter().any(|r| r.name == "cmdb"));
     assert!(!p.reference_data().iter().any(|r| r.name == "geo"));
 }
+
+#[test]
+fn a_known_scanner_as_source_is_tagged_and_as_destination_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = pipeline_with_geo(dir.path());
+    // nessus01 (AST-0009, inventory tag `scanner`) sweeping a server, then a workstation
+    // reaching nessus01's web console.
+    let input = br#"{"ts":1773479523.101,"uid":"CsCan1","id.orig_h":"10.10.6.40","id.orig_p":40112,"id.resp_h":"10.30.5.10","id.resp_p":22,"proto":"tcp","conn_state":"S0","_path":"conn"}
+{"ts":1773479583.202,"uid":"CsCan2","id.orig_h":"10.20.3.42","id.orig_p":51200,"id.resp_h":"10.10.6.40","id.resp_p":8834,"proto":"tcp","service":"ssl","conn_state":"SF","_path":"conn"}
+"#;
+    let out = bundles(run(&mut p, "zeek-conn.ndjson", input));
+    assert_eq!(out.len(), 2);
+    let schema = SchemaCheck::new();
+    out.iter().for_each(|b| schema.check(b));
+    let tags = |b: &Value| -> Vec<String> {
+        b["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(out[0]["provenance"]["source"], "zeek");
+    assert!(
+        tags(&out[0]).contains(&"asset:known_scanner".to_string()),
+        "{:?}",
+        tags(&out[0])
+    );
+    assert!(
+        !tags(&out[1]).contains(&"asset:known_scanner".to_string()),
+        "the scanner as destination is not a scan: {:?}",
+        tags(&out[1])
+    );
+    assert!(out[1]["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["context"]["id"] == "AST-0009" && e["attribute"] == "dst_endpoint.ip"));
+}

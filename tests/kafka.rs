@@ -180,6 +180,10 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
         .filter(|t| serde_json::from_str::<serde_json::Value>(t).unwrap()["alert"]["time"].is_i64())
         .collect();
     assert!(bundles.len() > 10);
+    let schema = common::SchemaCheck::new();
+    for text in &bundles {
+        schema.check(&serde_json::from_str(text).unwrap());
+    }
     for text in bundles.iter().step_by(5) {
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
         assert!(v["provenance"]["input"]["topic"] == raw.as_str());

@@ -48,7 +48,7 @@ fn every_bad_input_reason_is_a_dead_letter_with_the_original_bytes() {
         ("invalid_cef", b"CEF:0|Vendor|only three fields".to_vec()),
         ("invalid_leef", b"LEEF:1.0|Vendor".to_vec()),
         ("invalid_xml", b"<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><EventID>4624</System></Event>".to_vec()),
-        ("invalid_utf8", b"CEF:0|Acme|IDS|1.0|100|caf\xe9 attack|5|src=10.0.0.1".to_vec()),
+        ("invalid_utf8", b"<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><EventID>4624</EventID><Computer>caf\xe9</Computer></System></Event>".to_vec()),
     ];
     for (reason, bytes) in cases {
         let mut pipeline = Pipeline::from_config(&small_limits_config()).unwrap();
@@ -212,6 +212,10 @@ fn process_is_deterministic_and_reads_stdin() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(bundles.len() > 2000);
+    let schema = SchemaCheck::new();
+    for b in &bundles {
+        schema.check(b);
+    }
     assert!(bundles
         .iter()
         .all(|b| b["provenance"]["reference_time"] == 1773532800000i64));
@@ -271,4 +275,61 @@ fn bad_configuration_is_a_clear_error() {
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("windwo"), "{err}");
+}
+
+#[test]
+fn a_route_pins_an_input_to_its_source() {
+    // The same record: detected from its shape as Okta without a route; pinned to CloudTrail
+    // by a route on the input name, it is read with CloudTrail's mapping (and, being no
+    // CloudTrail event, gets no class of it).
+    let record = br#"{"uuid":"a1b2c3d4-0000-4000-8000-000000000001","published":"2026-03-14T09:00:00.000Z","eventType":"user.session.start","displayMessage":"User login to Okta","severity":"INFO","actor":{"id":"00u1","type":"User","alternateId":"jdoe@example.com","displayName":"J Doe"},"outcome":{"result":"SUCCESS"},"client":{"ipAddress":"198.51.100.7"}}
+"#;
+    let source_of = |cfg: &Config, input: &str| -> String {
+        let mut p = Pipeline::from_config(cfg).unwrap();
+        let out = run(&mut p, input, record);
+        let Outcome::Bundle { json, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        let b: serde_json::Value = serde_json::from_str(json).unwrap();
+        b["provenance"]["source"].as_str().unwrap().to_string()
+    };
+    let mut cfg = Config::default();
+    cfg.quality.reference_time = "none".into();
+    assert_eq!(source_of(&cfg, "okta/system.log"), "okta");
+    cfg.routes = vec![alertctx::normalize::Route {
+        input: "trail-*.json".into(),
+        source: "cloudtrail".into(),
+    }];
+    assert_eq!(
+        source_of(&cfg, "okta/system.log"),
+        "okta",
+        "the route does not match"
+    );
+    assert_eq!(source_of(&cfg, "exports/trail-0001.json"), "cloudtrail");
+}
+
+#[test]
+fn a_text_line_that_is_not_utf8_keeps_its_alert_and_counts_the_bytes() {
+    // A Latin-1 CEF line from an old appliance: two bytes that are not UTF-8.
+    let mut pipeline = Pipeline::from_config(&small_limits_config()).unwrap();
+    let out = run(
+        &mut pipeline,
+        "cef.log",
+        b"CEF:0|Acme|IDS|1.0|100|caf\xe9 attack on r\xe9seau|5|src=10.0.0.1 dst=10.0.0.2\n",
+    );
+    assert_eq!(out.len(), 1);
+    let Outcome::Bundle { json, .. } = &out[0] else {
+        panic!("a bundle, not {out:?}")
+    };
+    let b: serde_json::Value = serde_json::from_str(json).unwrap();
+    SchemaCheck::new().check(&b);
+    assert_eq!(b["provenance"]["source"], "cef");
+    assert_eq!(b["alert"]["finding_info"]["title"], "caf attack on rseau");
+    let removals = b["safety"]["removals"].as_array().unwrap();
+    assert!(
+        removals.iter().any(|r| r["field"] == "finding_info.title"
+            && r["kind"] == "replacement_char"
+            && r["count"] == 2),
+        "{removals:?}"
+    );
 }

@@ -147,6 +147,16 @@ pub fn decode_record<'a>(
             zeek_tsv::parse_block(text)
         }
         RecordKind::Text => {
+            // Text lines come over syslog from appliances that still write Latin-1 and the
+            // like: a byte that is not UTF-8 becomes U+FFFD instead of costing the whole
+            // alert, and the sanitiser removes and counts each one (`replacement_char` in
+            // the bundle's `safety.removals`). Structured records (JSON, XML, Zeek) with
+            // invalid UTF-8 are dead-lettered: their framing cannot be trusted.
+            if std::str::from_utf8(buf).is_err() {
+                let fixed = String::from_utf8_lossy(buf).into_owned();
+                buf.clear();
+                buf.extend_from_slice(fixed.as_bytes());
+            }
             let text = utf8(buf)?;
             text::parse_line(text)
         }

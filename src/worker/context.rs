@@ -119,7 +119,7 @@ impl ConsumerContext for ConsumeCtx {
         // Drain: every output already handed to the producer gets its acknowledgement (or
         // fails) before the partitions are given up.
         if let Some(p) = self.producer.get() {
-            if let Err(e) = p.flush(self.drain) {
+            if let Err(e) = p.flush(self.shared.drain_budget(self.drain)) {
                 tracing::warn!(%e, "drain on revoke did not finish in time; uncommitted output will be reprocessed by the next owner");
             }
         }
@@ -127,6 +127,12 @@ impl ConsumerContext for ConsumeCtx {
         {
             let mut offsets = self.shared.offsets.lock().expect("offsets lock");
             for e in tpl.elements() {
+                // A partition this member no longer owns has no lag of its own to report.
+                let _ = self
+                    .shared
+                    .metrics
+                    .consumer_lag
+                    .remove_label_values(&[e.topic(), &e.partition().to_string()]);
                 if let Some(tracker) = offsets.revoke(e.topic(), e.partition()) {
                     if let Some(o) = tracker.to_commit() {
                         let _ = commit.add_partition_offset(
@@ -177,12 +183,10 @@ impl ConsumerContext for ConsumeCtx {
         }
     }
 
+    /// The worker commits synchronously and counts each commit where it makes it; this only
+    /// records what librdkafka reports committed (it may report a commit made elsewhere, such
+    /// as the one librdkafka makes itself on close), so nothing is counted twice.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        self.shared
-            .metrics
-            .commits
-            .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
-            .inc();
         match result {
             Ok(()) => {
                 let mut tracked = self.shared.offsets.lock().expect("offsets lock");

@@ -9,6 +9,7 @@
 //! fails for good stops the worker without committing past it: the next owner reprocesses.
 
 pub mod context;
+pub mod drain;
 pub mod offsets;
 
 use crate::config::{Config, KafkaConfig};
@@ -28,7 +29,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// State shared between the processing loop, librdkafka's callbacks and the HTTP endpoint.
 pub struct Shared {
@@ -40,6 +41,9 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// The first permanent failure; the worker stops on it.
     pub fatal: Mutex<Option<String>>,
+    /// Set when shutdown begins: every drain step after it shares what is left
+    /// ([`drain::budget`]).
+    pub drain_deadline: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -50,7 +54,21 @@ impl Shared {
             assigned: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             fatal: Mutex::new(None),
+            drain_deadline: Mutex::new(None),
         }
+    }
+
+    /// How long a drain step may wait now.
+    pub fn drain_budget(&self, full: Duration) -> Duration {
+        let d = *self.drain_deadline.lock().expect("drain lock");
+        drain::budget(d, Instant::now(), full)
+    }
+
+    /// Shutdown begins: not ready any more, and the drain deadline starts.
+    pub fn begin_shutdown(&self, full: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let mut d = self.drain_deadline.lock().expect("drain lock");
+        *d = Some(drain::deadline(*d, Instant::now(), full));
     }
 
     pub fn fail(&self, reason: String) {
@@ -103,6 +121,9 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
         // Bounded prefetch: memory stays flat when the group is far behind.
         .set("queued.max.messages.kbytes", "16384")
         .set("fetch.max.bytes", "16777216")
+        // Above the producer's message.timeout.ms (300 s) plus a drain: a member held in
+        // backpressure by a stalled output fails on that output before the group evicts it.
+        .set("max.poll.interval.ms", "360000")
         .set("statistics.interval.ms", "5000");
     passthrough(c, &k.consumer)
 }
@@ -197,12 +218,14 @@ pub async fn run_with(
         metrics.in_flight.set(in_flight as i64);
         metrics.dedup_keys.set(pipeline.dedup_len() as i64);
         if in_flight >= k.max_in_flight {
-            // Backpressure: wait for acknowledgements before taking more input.
+            // Backpressure: wait for acknowledgements before taking more input, committing
+            // what they free at the usual interval.
             tokio::select! {
+                biased;
                 _ = &mut shutdown => break Ok(()),
+                _ = ticker.tick() => commit(&consumer, &shared),
                 _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
-            commit(&consumer, &shared);
             continue;
         }
         tokio::select! {
@@ -250,7 +273,11 @@ pub async fn run_with(
                                     .insert(Header { key: "alertctx.source", value: Some(report.source.as_str()) })
                                     .insert(Header { key: "alertctx.class_uid", value: Some(&report.class_uid.to_string()) })
                                     .insert(Header { key: "alertctx.score", value: Some(&report.score.to_string()) });
-                                let rec = BaseRecord::with_opaque_to(&out_topic, pending()).key(key.as_str()).payload(json.as_str()).headers(headers);
+                                let mut rec = BaseRecord::with_opaque_to(&out_topic, pending()).payload(json.as_str()).headers(headers);
+                                // No entity to key by: no key, so the partitioner spreads these.
+                                if !key.is_empty() {
+                                    rec = rec.key(key.as_str());
+                                }
                                 if let Err(reason) = send(&producer, rec).await {
                                     // The broker refuses this bundle (too large, say): dead-letter
                                     // the input instead, so nothing is lost and nothing loops.
@@ -261,7 +288,7 @@ pub async fn run_with(
                                         index: None,
                                         bytes: m.payload().unwrap_or_default().to_vec(),
                                     };
-                                    metrics.dead_letters.with_label_values(&[dl.reason]).inc();
+                                    metrics.dead_letters.with_label_values(&[dl.reason, &topic]).inc();
                                     stats.dead_letters += 1;
                                     if let Err(e) = send(&producer, dead_letter_record(&dlq_topic, &dl, pending())).await {
                                         shared.offsets.lock().expect("offsets lock").fail(&topic, partition, offset, e.clone());
@@ -284,9 +311,10 @@ pub async fn run_with(
         }
     };
 
-    // Drain and commit synchronously, within the deadline.
-    shared.stopping.store(true, Ordering::SeqCst);
-    if let Err(e) = producer.flush(drain) {
+    // Drain and commit synchronously: flush, commit, leave the group (whose revoke flushes and
+    // commits again) all within one `drain_timeout`.
+    shared.begin_shutdown(drain);
+    if let Err(e) = producer.flush(shared.drain_budget(drain)) {
         tracing::warn!(%e, "drain did not finish in time; unacknowledged output is reprocessed after restart");
     }
     commit(&consumer, &shared);
