@@ -65,7 +65,7 @@ pub struct KafkaConfig {
 }
 
 fn default_max_in_flight() -> usize {
-    20_000
+    10_000
 }
 fn default_commit_interval() -> String {
     "1s".into()

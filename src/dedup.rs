@@ -130,14 +130,17 @@ pub struct DedupInfo {
     pub window_ms: i64,
 }
 
-/// State for one fingerprint.
+/// State for one fingerprint. 32 bytes, so that a remembered fingerprint (key, entry and the
+/// LRU's two links) fits a 64-byte allocation: a million of them cost about 64 MiB plus the
+/// hash table, not 80 MiB. Counts saturate at `u32::MAX` (four billion occurrences of one
+/// fingerprint while it stays remembered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     pub window_start: i64,
     pub first_seen: i64,
     pub last_seen: i64,
-    pub count: u64,
-    pub folded: u64,
+    pub count: u32,
+    pub folded: u32,
 }
 
 /// The outcome for one occurrence.
@@ -162,15 +165,15 @@ pub fn decide(prev: Option<Entry>, t: i64, window_ms: i64) -> Decision {
         Some(e) if (t - e.window_start).abs() < window_ms => Decision::Fold(Entry {
             last_seen: e.last_seen.max(t),
             first_seen: e.first_seen.min(t),
-            count: e.count + 1,
-            folded: e.folded + 1,
+            count: e.count.saturating_add(1),
+            folded: e.folded.saturating_add(1),
             ..e
         }),
         Some(e) => Decision::Emit(Entry {
             window_start: t,
             first_seen: e.first_seen.min(t),
             last_seen: t,
-            count: e.count + 1,
+            count: e.count.saturating_add(1),
             folded: e.folded,
         }),
     }
@@ -288,7 +291,7 @@ impl Deduper {
                 self.seen.put(fp, e);
                 Verdict::Repeat {
                     fingerprint: hex,
-                    count: e.count,
+                    count: e.count.into(),
                 }
             }
             Decision::Emit(e) => {
@@ -299,8 +302,8 @@ impl Deduper {
                 }
                 Verdict::First(DedupInfo {
                     fingerprint: hex,
-                    count: e.count,
-                    folded_since_previous: folded,
+                    count: e.count.into(),
+                    folded_since_previous: folded.into(),
                     first_seen: e.first_seen,
                     last_seen: e.last_seen,
                     window_ms: self.window_ms,
@@ -316,6 +319,24 @@ mod tests {
     use serde_json::json;
 
     const W: i64 = 600_000;
+
+    #[test]
+    fn an_entry_and_its_key_fit_a_64_byte_lru_node() {
+        // key + entry + the LRU list's prev/next pointers.
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        assert!(16 + std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<usize>() <= 64);
+        let e = Entry {
+            window_start: 0,
+            first_seen: 0,
+            last_seen: 0,
+            count: u32::MAX,
+            folded: u32::MAX,
+        };
+        let Decision::Fold(f) = decide(Some(e), 1, W) else {
+            panic!()
+        };
+        assert_eq!((f.count, f.folded), (u32::MAX, u32::MAX), "counts saturate");
+    }
 
     #[test]
     fn decide_windows() {

@@ -650,7 +650,7 @@ fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow
         regex: def
             .regex
             .as_deref()
-            .map(Regex::new)
+            .map(|r| crate::cond::shared_regex(r, false))
             .transpose()
             .with_context(|| format!("`{target}`: regex"))?,
         map: def.map.as_ref().map(|m| {

@@ -149,7 +149,9 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "100000")
-        .set("queue.buffering.max.kbytes", "262144")
+        // Bundles wait here for the broker: 64 MiB is twice what `max_in_flight` messages'
+        // bundles take at ~3 KB each, so the in-flight bound, not this, is what stops input.
+        .set("queue.buffering.max.kbytes", "65536")
         .set("message.timeout.ms", "300000");
     passthrough(c, &k.producer)
 }
