@@ -222,7 +222,11 @@ async fn produce_errors_are_retried_and_nothing_is_lost() {
         all_done(&s, stop.clone(), std::slice::from_ref(&m))
     );
     assert_eq!(stats.messages as usize, s.inputs);
-    check(&s, "produce errors");
+    assert_eq!(
+        check(&s, "produce errors"),
+        0,
+        "the idempotent producer's retries reach the topic once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
