@@ -334,3 +334,95 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_mid_stream_loses_nothing_on_the_real_broker() {
+    // The mock cluster refuses the commit a revoke makes; a real coordinator takes it. Two
+    // members of one group: the second joins while the first is under way, the partitions
+    // are split between them (the first member's revoke drains and commits), and every input
+    // still ends with its output and its offset committed. Dedup is off, so every input has
+    // at least one output to look for.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let b = brokers();
+    let (raw, out, dlq, group) = (
+        unique("rb-raw"),
+        unique("rb-bundles"),
+        unique("rb-dlq"),
+        unique("rb-group"),
+    );
+    create_topics(
+        &b,
+        &[(&raw, PARTITIONS), (&out, PARTITIONS), (&dlq, PARTITIONS)],
+    )
+    .await;
+    let n = produce(&b, &raw, &example_payloads(60));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (m1, m2) = (Arc::new(Metrics::new()), Arc::new(Metrics::new()));
+    let member = |m: Arc<Metrics>| {
+        let cfg = worker_config(&b, &group, &raw, &out, &dlq, false, "");
+        let stop = stop.clone();
+        async move {
+            let shutdown = async move {
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            alertctx::worker::run(&cfg, m, shutdown).await.unwrap()
+        }
+    };
+    let consumed = |m: &Metrics| metric_sum(&m.encode(), "alertctx_input_messages_total", &[]);
+    let second = async {
+        // Join once the first member, which holds every partition, has done a part of the
+        // topic. (Which of its partitions it has reached by then is up to the fetch order;
+        // the mock-cluster test in tests/faults.rs joins mid-batch under load.)
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while consumed(&m1) < (n / 10) as f64 {
+            assert!(Instant::now() < deadline, "the first member did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            consumed(&m1) < n as f64,
+            "the first member finished before the second joined"
+        );
+        member(m2.clone()).await
+    };
+    let done = async {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (b2, g2, r2) = (b.clone(), group.clone(), raw.clone());
+            let caught_up = tokio::task::spawn_blocking(move || {
+                committed(&b2, &g2, &r2, PARTITIONS) == end_offsets(&b2, &r2, PARTITIONS)
+            })
+            .await
+            .unwrap();
+            if caught_up && consumed(&m2) > 0.0 {
+                stop.store(true, Ordering::SeqCst);
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not caught up: {} + {} of {n} consumed",
+                consumed(&m1),
+                consumed(&m2)
+            );
+        }
+    };
+    let (s1, s2, _) = tokio::join!(member(m1.clone()), second, done);
+    assert!(
+        s1.messages > 0 && s2.messages > 0,
+        "both members worked: {s1:?} {s2:?}"
+    );
+    assert!((s1.messages + s2.messages) as usize >= n);
+    let cov = coverage(&b, &out, &dlq, PARTITIONS);
+    assert_eq!(cov.len(), n, "every input has its output");
+    let again = resent(&b, &out, &dlq, PARTITIONS);
+    eprintln!(
+        "rebalance on the real broker: {n} inputs, members consumed {} and {}, {again} outputs sent twice",
+        s1.messages, s2.messages
+    );
+    assert!(
+        again <= s1.messages as usize,
+        "re-sends are bounded by what the first member had done: {again}"
+    );
+}
