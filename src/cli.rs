@@ -214,7 +214,21 @@ pub fn process(args: &ProcessArgs) -> anyhow::Result<Summary> {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let progress = if std::io::stderr().is_terminal() && !args.quiet && total_bytes > 8 << 20 {
+    // Progress on a terminal: a bar for named files over 8 MiB, a running count of bytes for
+    // stdin (whose size is not known).
+    let reads_stdin = inputs.iter().any(|p| p.as_os_str() == "-");
+    let on_terminal = std::io::stderr().is_terminal() && !args.quiet;
+    let progress = if on_terminal && reads_stdin {
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes} read, {bytes_per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        Some(spinner)
+    } else if on_terminal && total_bytes > 8 << 20 {
         let bar = indicatif::ProgressBar::new(total_bytes);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
