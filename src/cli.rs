@@ -130,12 +130,8 @@ impl Summary {
                 t.duplicates += 1;
             }
             Outcome::DeadLetter(d) => {
-                let input = d.origin.input_name();
-                let source = self
-                    .routes
-                    .iter()
-                    .find(|r| crate::normalize::route_matches(&r.input, input))
-                    .map_or(DEAD_LETTER_SOURCE, |r| r.source.as_str());
+                let source = crate::normalize::routed_source(&self.routes, d.origin.input_name())
+                    .unwrap_or(DEAD_LETTER_SOURCE);
                 let t = self.by_source.entry(source.to_string()).or_default();
                 t.records += 1;
                 t.dead_letters += 1;

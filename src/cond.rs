@@ -219,18 +219,18 @@ pub fn shared_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, rege
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static CACHE: OnceLock<Mutex<HashMap<(String, bool), Regex>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .expect("regex cache lock");
     let key = (pattern.to_string(), case_insensitive);
-    if let Some(re) = cache.lock().expect("regex cache lock").get(&key) {
+    if let Some(re) = cache.get(&key) {
         return Ok(re.clone());
     }
     let re = regex::RegexBuilder::new(pattern)
         .case_insensitive(case_insensitive)
         .build()?;
-    cache
-        .lock()
-        .expect("regex cache lock")
-        .insert(key, re.clone());
+    cache.insert(key, re.clone());
     Ok(re)
 }
 

@@ -192,10 +192,8 @@ impl Config {
         let mut text = text.to_string();
         let mut problems = Vec::new();
         while problems.len() < MOST {
-            if toml::from_str::<toml::Table>(&text).is_err() {
-                if let Err(e) = toml::from_str::<toml::Table>(&text) {
-                    problems.push(e.to_string().trim_end().to_string());
-                }
+            if let Err(e) = toml::from_str::<toml::Table>(&text) {
+                problems.push(e.to_string().trim_end().to_string());
                 break;
             }
             let Err(e) = toml::from_str::<Config>(&text) else {

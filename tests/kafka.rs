@@ -15,17 +15,7 @@ const PARTITIONS: i32 = 4;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_is_accounted_for_and_metrics_report_it() {
     let b = brokers();
-    let (raw, out, dlq, group) = (
-        unique("raw"),
-        unique("bundles"),
-        unique("dlq"),
-        unique("group"),
-    );
-    create_topics(
-        &b,
-        &[(&raw, PARTITIONS), (&out, PARTITIONS), (&dlq, PARTITIONS)],
-    )
-    .await;
+    let (raw, out, dlq, group) = fresh_topics(&b, PARTITIONS).await;
     let payloads = example_payloads(3);
     let n = produce(&b, &raw, &payloads) as f64;
     let listen = free_addr();
@@ -245,17 +235,8 @@ max_in_flight = 2000
 #[test]
 fn a_worker_killed_mid_stream_loses_nothing() {
     let b = brokers();
-    let (raw, out, dlq, group) = (
-        unique("raw"),
-        unique("bundles"),
-        unique("dlq"),
-        unique("group"),
-    );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(create_topics(
-        &b,
-        &[(&raw, PARTITIONS), (&out, PARTITIONS), (&dlq, PARTITIONS)],
-    ));
+    let (raw, out, dlq, group) = rt.block_on(fresh_topics(&b, PARTITIONS));
     let payloads = example_payloads(400);
     let n = produce(&b, &raw, &payloads);
     let dir = tempfile::tempdir().unwrap();
@@ -344,17 +325,7 @@ async fn a_member_joining_mid_stream_loses_nothing_on_the_real_broker() {
     // at least one output to look for.
     use std::sync::atomic::{AtomicBool, Ordering};
     let b = brokers();
-    let (raw, out, dlq, group) = (
-        unique("rb-raw"),
-        unique("rb-bundles"),
-        unique("rb-dlq"),
-        unique("rb-group"),
-    );
-    create_topics(
-        &b,
-        &[(&raw, PARTITIONS), (&out, PARTITIONS), (&dlq, PARTITIONS)],
-    )
-    .await;
+    let (raw, out, dlq, group) = fresh_topics(&b, PARTITIONS).await;
     let n = produce(&b, &raw, &example_payloads(60));
     let stop = Arc::new(AtomicBool::new(false));
     let (m1, m2) = (Arc::new(Metrics::new()), Arc::new(Metrics::new()));

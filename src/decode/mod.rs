@@ -152,10 +152,8 @@ pub fn decode_record<'a>(
             // alert, and the sanitiser removes and counts each one (`replacement_char` in
             // the bundle's `safety.removals`). Structured records (JSON, XML, Zeek) with
             // invalid UTF-8 are dead-lettered: their framing cannot be trusted.
-            if std::str::from_utf8(buf).is_err() {
-                let fixed = String::from_utf8_lossy(buf).into_owned();
-                buf.clear();
-                buf.extend_from_slice(fixed.as_bytes());
+            if let std::borrow::Cow::Owned(fixed) = String::from_utf8_lossy(buf) {
+                *buf = fixed.into_bytes();
             }
             let text = utf8(buf)?;
             text::parse_line(text)

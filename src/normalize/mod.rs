@@ -114,8 +114,8 @@ impl Normalizer {
 
     /// Pick the mapping for a record: configured route first, then shape detection.
     pub fn detect(&self, record: &Value<'_>, format: &str, input: &str) -> Option<&Arc<Mapping>> {
-        if let Some(route) = self.routes.iter().find(|r| route_matches(&r.input, input)) {
-            return self.mapping(&route.source);
+        if let Some(source) = routed_source(&self.routes, input) {
+            return self.mapping(source);
         }
         self.mappings.iter().find(|m| {
             m.formats.iter().any(|f| f == format)
@@ -186,6 +186,14 @@ fn finish(mapped: &mut Mapped) {
         Json::from(ocsf::severity_name(severity_id)),
     );
     crate::path::set(a, "metadata.version", Json::from(ocsf::VERSION));
+}
+
+/// The source the first matching `[[routes]]` entry pins `input` to, if any.
+pub fn routed_source<'r>(routes: &'r [Route], input: &str) -> Option<&'r str> {
+    routes
+        .iter()
+        .find(|r| route_matches(&r.input, input))
+        .map(|r| r.source.as_str())
 }
 
 /// Glob match with `*` over the whole input name or its last path component.

@@ -184,8 +184,7 @@ impl ConsumerContext for ConsumeCtx {
     }
 
     /// The worker commits synchronously and counts each commit where it makes it; this only
-    /// records what librdkafka reports committed (it may report a commit made elsewhere, such
-    /// as the one librdkafka makes itself on close), so nothing is counted twice.
+    /// records the offsets librdkafka reports committed, so no commit is counted twice.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => {

@@ -30,6 +30,23 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Fresh names for one test's raw, bundle and dead-letter topics and its consumer group, with
+/// the three topics created at `partitions` partitions each.
+pub async fn fresh_topics(brokers: &str, partitions: i32) -> (String, String, String, String) {
+    let (raw, out, dlq, group) = (
+        unique("raw"),
+        unique("bundles"),
+        unique("dlq"),
+        unique("group"),
+    );
+    create_topics(
+        brokers,
+        &[(&raw, partitions), (&out, partitions), (&dlq, partitions)],
+    )
+    .await;
+    (raw, out, dlq, group)
+}
+
 pub async fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
