@@ -23,12 +23,14 @@
 //! load reports a warning; a short name shared by FQDNs in different domains matches nothing.
 
 use super::definition::{unique, AssetDefinition};
+use super::keyindex::KeyIndex;
 use super::table::{for_each_row, row_error, split_list, Row};
 use super::{ipclass, parse_ip, present, EnrichOutput, Enricher, Entity, Miss};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -39,20 +41,20 @@ pub struct AssetEnricher {
     ip_attributes: Vec<String>,
     host_attributes: Vec<String>,
     assets: Vec<Asset>,
-    by_ip: HashMap<IpAddr, usize>,
-    v4: PrefixMap<Ipv4Net, usize>,
-    v6: PrefixMap<Ipv6Net, usize>,
-    by_hostname: HashMap<String, usize>,
-    by_fqdn: HashMap<String, usize>,
-    /// First label of each FQDN; `None` when FQDNs in different domains share it.
-    by_fqdn_label: HashMap<String, Option<usize>>,
+    by_ip: FxHashMap<IpAddr, u32>,
+    v4: PrefixMap<Ipv4Net, u32>,
+    v6: PrefixMap<Ipv6Net, u32>,
+    by_hostname: KeyIndex,
+    by_fqdn: KeyIndex,
+    /// First label of each FQDN; ambiguous when FQDNs in different domains share it.
+    by_fqdn_label: KeyIndex,
     /// Domains (FQDN minus first label) the inventory uses.
     domains: BTreeSet<String>,
 }
 
 struct Asset {
-    /// Lowercased FQDN, empty when the row has none.
-    fqdn: String,
+    /// Whether the row has an FQDN (a host name match on `name.domain` needs it not to).
+    has_fqdn: bool,
     context: super::CompactContext,
 }
 
@@ -77,20 +79,25 @@ impl AssetEnricher {
             ip_attributes: unique(&def.ip_attributes),
             host_attributes: unique(&def.host_attributes),
             assets: Vec::new(),
-            by_ip: HashMap::new(),
+            by_ip: FxHashMap::default(),
             v4: PrefixMap::new(),
             v6: PrefixMap::new(),
-            by_hostname: HashMap::new(),
-            by_fqdn: HashMap::new(),
-            by_fqdn_label: HashMap::new(),
+            by_hostname: KeyIndex::default(),
+            by_fqdn: KeyIndex::default(),
+            by_fqdn_label: KeyIndex::default(),
             domains: BTreeSet::new(),
         };
         let mut warnings = Vec::new();
-        // Where each key came from, for duplicate warnings.
-        let mut lines: HashMap<String, (usize, String)> = HashMap::new();
+        // Line and id of every row loaded so far, for duplicate warnings; dropped after.
+        let mut origins: Vec<(usize, Box<str>)> = Vec::new();
         e.version = for_each_row(&path, def.format, &["asset_id"], |row| {
-            e.add_row(&path, row, &mut lines, &mut warnings)
+            e.add_row(&path, row, &mut origins, &mut warnings)
         })?;
+        e.by_ip.shrink_to_fit();
+        for ix in [&mut e.by_hostname, &mut e.by_fqdn, &mut e.by_fqdn_label] {
+            ix.shrink_to_fit();
+        }
+        e.assets.shrink_to_fit();
         Ok((e, warnings))
     }
 
@@ -98,7 +105,7 @@ impl AssetEnricher {
         &mut self,
         path: &Path,
         row: &Row,
-        lines: &mut HashMap<String, (usize, String)>,
+        origins: &mut Vec<(usize, Box<str>)>,
         warnings: &mut Vec<String>,
     ) -> anyhow::Result<()> {
         let id = row.get("asset_id").to_string();
@@ -139,46 +146,50 @@ impl AssetEnricher {
         }
 
         let index = self.assets.len();
-        let mut claim = |key: String, what: &str, shown: &str| -> bool {
-            match lines.get(&key) {
-                Some((line, owner)) => {
-                    warnings.push(format!(
-                        "{}:{}: {what} {shown} already belongs to asset {owner:?} (line {line}); keeping the first",
-                        path.display(),
-                        row.line
-                    ));
-                    false
-                }
-                None => {
-                    lines.insert(key, (row.line, id.clone()));
-                    true
-                }
-            }
+        let row_id = index as u32;
+        origins.push((row.line, id.as_str().into()));
+        // `held`: the row that already has the key, if any.
+        let mut claim = |held: Option<u32>, what: &str, shown: &dyn std::fmt::Display| -> bool {
+            let Some(owner) = held else { return true };
+            let (line, owner) = &origins[owner as usize];
+            warnings.push(format!(
+                "{}:{}: {what} {shown} already belongs to asset {owner:?} (line {line}); keeping the first",
+                path.display(),
+                row.line
+            ));
+            false
         };
         for ip in ips {
-            if claim(format!("ip:{ip}"), "ip", &ip.to_string()) {
-                self.by_ip.insert(ip, index);
+            if claim(self.by_ip.get(&ip).copied(), "ip", &ip) {
+                self.by_ip.insert(ip, row_id);
             }
         }
         for net in nets {
-            if claim(format!("cidr:{net}"), "cidr", &net.to_string()) {
+            let held = match net {
+                IpNet::V4(n) => self.v4.get(&n),
+                IpNet::V6(n) => self.v6.get(&n),
+            };
+            if claim(held.copied(), "cidr", &net) {
                 match net {
-                    IpNet::V4(n) => self.v4.insert(n, index),
-                    IpNet::V6(n) => self.v6.insert(n, index),
+                    IpNet::V4(n) => self.v4.insert(n, row_id),
+                    IpNet::V6(n) => self.v6.insert(n, row_id),
                 };
             }
         }
-        if !hostname.is_empty() && claim(format!("host:{hostname}"), "hostname", &hostname) {
-            self.by_hostname.insert(hostname.clone(), index);
+        if !hostname.is_empty() {
+            let held = self.by_hostname.insert_first(&hostname, index).err();
+            claim(held, "hostname", &hostname);
         }
-        if !fqdn.is_empty() && claim(format!("fqdn:{fqdn}"), "fqdn", &fqdn) {
-            self.by_fqdn.insert(fqdn.clone(), index);
-            if let Some((label, domain)) = fqdn.split_once('.') {
-                self.domains.insert(domain.to_string());
-                self.by_fqdn_label
-                    .entry(label.to_string())
-                    .and_modify(|slot| *slot = None)
-                    .or_insert(Some(index));
+        let has_fqdn = !fqdn.is_empty();
+        if has_fqdn {
+            let held = self.by_fqdn.insert_first(&fqdn, index).err();
+            if claim(held, "fqdn", &fqdn) {
+                if let Some((label, domain)) = fqdn.split_once('.') {
+                    self.domains.insert(domain.to_string());
+                    let _ = self
+                        .by_fqdn_label
+                        .upsert(label, index, |slot, _| *slot = KeyIndex::AMBIGUOUS);
+                }
             }
         }
 
@@ -198,7 +209,7 @@ impl AssetEnricher {
             );
         }
         self.assets.push(Asset {
-            fqdn,
+            has_fqdn,
             context: super::CompactContext::new(&Value::Object(ctx)),
         });
         Ok(())
@@ -223,13 +234,13 @@ impl AssetEnricher {
         let ip = ip.to_canonical();
         if let Some(&index) = self.by_ip.get(&ip) {
             return Some(AssetMatch {
-                index,
+                index: index as usize,
                 matched_by: "ip",
             });
         }
         let hit = match ip {
-            IpAddr::V4(a) => self.v4.get_lpm(&Ipv4Net::from(a)).map(|(_, &i)| i),
-            IpAddr::V6(a) => self.v6.get_lpm(&Ipv6Net::from(a)).map(|(_, &i)| i),
+            IpAddr::V4(a) => self.v4.get_lpm(&Ipv4Net::from(a)).map(|(_, &i)| i as usize),
+            IpAddr::V6(a) => self.v6.get_lpm(&Ipv6Net::from(a)).map(|(_, &i)| i as usize),
         };
         hit.map(|index| AssetMatch {
             index,
@@ -244,17 +255,17 @@ impl AssetEnricher {
         }
         let name = normalize_host(name);
         let found = |index: usize, matched_by| Some(AssetMatch { index, matched_by });
-        if let Some(&i) = self.by_hostname.get(&name) {
+        if let Some(i) = self.by_hostname.get(&name) {
             return found(i, "hostname");
         }
-        if let Some(&i) = self.by_fqdn.get(&name) {
+        if let Some(i) = self.by_fqdn.get(&name) {
             return found(i, "fqdn");
         }
         match name.split_once('.') {
             Some((label, domain)) => {
-                let &i = self.by_hostname.get(label)?;
+                let i = self.by_hostname.get(label)?;
                 let in_known_domain = self.domains.is_empty() || self.knows_domain(domain);
-                (self.assets[i].fqdn.is_empty() && in_known_domain).then_some(AssetMatch {
+                (!self.assets[i].has_fqdn && in_known_domain).then_some(AssetMatch {
                     index: i,
                     matched_by: "short_name",
                 })
@@ -262,8 +273,6 @@ impl AssetEnricher {
             None => self
                 .by_fqdn_label
                 .get(&name)
-                .copied()
-                .flatten()
                 .and_then(|i| found(i, "short_name")),
         }
     }

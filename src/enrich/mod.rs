@@ -15,6 +15,7 @@ pub mod asset;
 pub mod definition;
 pub mod geo;
 pub mod ipclass;
+pub mod keyindex;
 pub mod table;
 #[cfg(test)]
 mod testutil;
@@ -220,6 +221,22 @@ mod tests {
             .iter()
             .map(|e| (e.name(), e.kind()))
             .collect()
+    }
+
+    #[test]
+    fn compact_contexts_give_back_exactly_what_they_were_given() {
+        // Coordinates are floats: the text must parse back to the same bits, or a cached
+        // geo record would differ from a fresh one.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let lat = (x % 180_000_000) as f64 / 1e6 - 90.0 + (x >> 40) as f64 * 1e-17;
+            let lon = f64::from_bits(x >> 2) % 180.0;
+            let v = json!({"location": {"lat": lat, "lon": lon, "radius_km": 20}, "asn": {"org": "Ex"}});
+            assert_eq!(CompactContext::new(&v).value(), v, "{lat} {lon}");
+        }
     }
 
     #[test]

@@ -29,10 +29,11 @@
 //! not gaps.
 
 use super::definition::{unique, UserDefinition};
+use super::keyindex::KeyIndex;
 use super::table::{for_each_row, row_error, split_list, Row};
 use super::{present, EnrichOutput, Enricher, Entity, Miss};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The directory in memory, indexed for every spelling of a user.
@@ -42,13 +43,13 @@ pub struct UserEnricher {
     attributes: Vec<String>,
     domain_attributes: BTreeMap<String, String>,
     contexts: Vec<super::CompactContext>,
-    by_uid: HashMap<String, usize>,
-    by_sid: HashMap<String, usize>,
-    by_upn: HashMap<String, usize>,
-    by_email: HashMap<String, usize>,
-    by_domain_sam: HashMap<String, usize>,
-    /// Bare names; `None` when accounts in different domains share one.
-    by_sam: HashMap<String, Option<usize>>,
+    by_uid: KeyIndex,
+    by_sid: KeyIndex,
+    by_upn: KeyIndex,
+    by_email: KeyIndex,
+    by_domain_sam: KeyIndex,
+    /// Bare names; ambiguous when accounts in different domains share one.
+    by_sam: KeyIndex,
     /// NetBIOS domains and UPN/e-mail suffixes, lowercased.
     domains: BTreeSet<String>,
     /// Domain SIDs (`s-1-5-21-a-b-c`, lowercased) of the directory's accounts.
@@ -147,20 +148,32 @@ impl UserEnricher {
             attributes: unique(&def.user_attributes),
             domain_attributes: def.domain_attributes.clone(),
             contexts: Vec::new(),
-            by_uid: HashMap::new(),
-            by_sid: HashMap::new(),
-            by_upn: HashMap::new(),
-            by_email: HashMap::new(),
-            by_domain_sam: HashMap::new(),
-            by_sam: HashMap::new(),
+            by_uid: KeyIndex::default(),
+            by_sid: KeyIndex::default(),
+            by_upn: KeyIndex::default(),
+            by_email: KeyIndex::default(),
+            by_domain_sam: KeyIndex::default(),
+            by_sam: KeyIndex::default(),
             domains: BTreeSet::new(),
             sid_domains: BTreeSet::new(),
         };
         let mut warnings = Vec::new();
-        let mut lines: HashMap<String, (usize, String)> = HashMap::new();
+        // Line and id of every row loaded so far, for duplicate warnings; dropped after.
+        let mut origins: Vec<(usize, Box<str>)> = Vec::new();
         e.version = for_each_row(&path, def.format, &["user_id"], |row| {
-            e.add_row(&path, row, &mut lines, &mut warnings)
+            e.add_row(&path, row, &mut origins, &mut warnings)
         })?;
+        for ix in [
+            &mut e.by_uid,
+            &mut e.by_sid,
+            &mut e.by_upn,
+            &mut e.by_email,
+            &mut e.by_domain_sam,
+            &mut e.by_sam,
+        ] {
+            ix.shrink_to_fit();
+        }
+        e.contexts.shrink_to_fit();
         Ok((e, warnings))
     }
 
@@ -168,7 +181,7 @@ impl UserEnricher {
         &mut self,
         path: &Path,
         row: &Row,
-        lines: &mut HashMap<String, (usize, String)>,
+        origins: &mut Vec<(usize, Box<str>)>,
         warnings: &mut Vec<String>,
     ) -> anyhow::Result<()> {
         let id = row.get("user_id").to_string();
@@ -211,9 +224,12 @@ impl UserEnricher {
         })?;
 
         let index = self.contexts.len();
-        let mut claim = |key: String, what: &str, shown: &str| -> bool {
-            match lines.get(&key) {
-                Some((line, owner)) => {
+        origins.push((row.line, id.as_str().into()));
+        let mut claim = |ix: &mut KeyIndex, key: &str, what: &str, shown: &str| -> bool {
+            match ix.insert_first(key, index) {
+                Ok(()) => true,
+                Err(owner) => {
+                    let (line, owner) = &origins[owner as usize];
                     warnings.push(format!(
                         "{}:{}: {what} {shown} already belongs to user {owner:?} (line {line}); keeping the first",
                         path.display(),
@@ -221,25 +237,17 @@ impl UserEnricher {
                     ));
                     false
                 }
-                None => {
-                    lines.insert(key, (row.line, id.clone()));
-                    true
-                }
             }
         };
-        let uid = id.to_lowercase();
-        if claim(format!("uid:{uid}"), "user_id", &id) {
-            self.by_uid.insert(uid, index);
-        }
-        if !sid.is_empty() && claim(format!("sid:{sid}"), "sid", &sid) {
-            self.by_sid.insert(sid.clone(), index);
+        claim(&mut self.by_uid, &id.to_lowercase(), "user_id", &id);
+        if !sid.is_empty() && claim(&mut self.by_sid, &sid, "sid", &sid) {
             self.sid_domains.extend(sid_domain(&sid));
         }
-        if !upn.is_empty() && claim(format!("upn:{upn}"), "upn", &upn) {
-            self.by_upn.insert(upn.clone(), index);
+        if !upn.is_empty() {
+            claim(&mut self.by_upn, &upn, "upn", &upn);
         }
-        if !email.is_empty() && claim(format!("email:{email}"), "email", &email) {
-            self.by_email.insert(email.clone(), index);
+        if !email.is_empty() {
+            claim(&mut self.by_email, &email, "email", &email);
         }
         let suffix = |addr: &str| addr.split_once('@').map(|(_, s)| s.to_string());
         self.domains
@@ -252,22 +260,20 @@ impl UserEnricher {
             user_domains.extend(suffix(&upn));
             for (n, d) in user_domains.iter().enumerate() {
                 let key = format!("{d}\\{sam}");
-                // Only the NetBIOS spelling reports duplicates; the UPN-suffix spelling is an
-                // alias that silently keeps the first.
-                if n == 0 && !claim(format!("dsam:{key}"), "account", &key) {
-                    continue;
+                if n == 0 {
+                    // Only the NetBIOS spelling reports a duplicate.
+                    claim(&mut self.by_domain_sam, &key, "account", &key);
+                } else {
+                    // The UPN-suffix spelling is an alias that silently keeps the first.
+                    let _ = self.by_domain_sam.insert_first(&key, index);
                 }
-                self.by_domain_sam.entry(key).or_insert(index);
             }
             self.domains.extend(user_domains.iter().cloned());
-            self.by_sam
-                .entry(sam.clone())
-                .and_modify(|slot| {
-                    if *slot != Some(index) {
-                        *slot = None;
-                    }
-                })
-                .or_insert(Some(index));
+            let _ = self.by_sam.upsert(&sam, index, |slot, new| {
+                if *slot != new {
+                    *slot = KeyIndex::AMBIGUOUS;
+                }
+            });
         }
 
         let mut ctx = Map::new();
@@ -331,7 +337,7 @@ impl UserEnricher {
 
         if v.starts_with("s-1-") {
             return match self.by_sid.get(&v) {
-                Some(&i) => found(i, "sid"),
+                Some(i) => found(i, "sid"),
                 None => gap(sid_domain(&v).is_some_and(|d| self.sid_domains.contains(&d))),
             };
         }
@@ -342,13 +348,13 @@ impl UserEnricher {
         };
         if let Some((d, name)) = qualified {
             return match self.by_domain_sam.get(&format!("{d}\\{name}")) {
-                Some(&i) => found(i, "domain_sam"),
+                Some(i) => found(i, "domain_sam"),
                 None => gap(self.domains.contains(&d)),
             };
         }
         if let Some((_, suffix)) = v.split_once('@') {
-            let upn = self.by_upn.get(&v).map(|&i| (i, "upn"));
-            let email = self.by_email.get(&v).map(|&i| (i, "email"));
+            let upn = self.by_upn.get(&v).map(|i| (i, "upn"));
+            let email = self.by_email.get(&v).map(|i| (i, "email"));
             let hit = if attribute.ends_with("email_addr") {
                 email.or(upn)
             } else {
@@ -359,8 +365,8 @@ impl UserEnricher {
                 None => gap(self.domains.contains(suffix)),
             };
         }
-        let sam = self.by_sam.get(&v).copied().flatten().map(|i| (i, "sam"));
-        let uid = self.by_uid.get(&v).map(|&i| (i, "uid"));
+        let sam = self.by_sam.get(&v).map(|i| (i, "sam"));
+        let uid = self.by_uid.get(&v).map(|i| (i, "uid"));
         let hit = if attribute.ends_with(".uid") || attribute == "uid" {
             uid.or(sam)
         } else {
@@ -368,7 +374,7 @@ impl UserEnricher {
         };
         match hit {
             Some((i, by)) => found(i, by),
-            None if self.by_sam.contains_key(&v) => Lookup::Ambiguous,
+            None if self.by_sam.contains(&v) => Lookup::Ambiguous,
             None => Lookup::Unknown,
         }
     }
