@@ -493,7 +493,11 @@ mod tests {
         for n in 0..3 {
             lru.put(key(n), entry(n));
         }
-        assert_eq!(lru.get(&key(0)).map(|e| e.count), Some(0), "0 is now the most recent");
+        assert_eq!(
+            lru.get(&key(0)).map(|e| e.count),
+            Some(0),
+            "0 is now the most recent"
+        );
         lru.put(key(3), entry(3)); // forgets 1
         assert_eq!(lru.len(), 3);
         assert_eq!(lru.get(&key(1)), None);
@@ -501,7 +505,9 @@ mod tests {
         assert_eq!(lru.len(), 3);
         lru.put(key(4), entry(4)); // forgets 0 (3, 2 and 4 are more recent)
         assert_eq!(lru.get(&key(0)), None);
-        let counts: Vec<_> = [2, 3, 4].map(|n| lru.get(&key(n)).map(|e| e.count)).to_vec();
+        let counts: Vec<_> = [2, 3, 4]
+            .map(|n| lru.get(&key(n)).map(|e| e.count))
+            .to_vec();
         assert_eq!(counts, [Some(20), Some(3), Some(4)]);
     }
 
@@ -513,7 +519,9 @@ mod tests {
         let mut model: Vec<(u32, u32)> = Vec::new();
         let mut x: u64 = 7;
         for step in 0..20_000u32 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let k = ((x >> 33) % 150) as u32;
             if x & 1 == 0 {
                 let got = lru.get(&key(k)).map(|e| e.count);

@@ -131,10 +131,10 @@ impl GeoEnricher {
         if let Some(label) = ipclass::classify(ip) {
             return GeoLookup::Reserved(label);
         }
-        let cached = self
-            .cache
-            .as_mut()
-            .and_then(|c| c.get(&ip).map(|r| r.as_ref().map(super::CompactContext::value)));
+        let cached = self.cache.as_mut().and_then(|c| {
+            c.get(&ip)
+                .map(|r| r.as_ref().map(super::CompactContext::value))
+        });
         let record = match cached {
             Some(record) => {
                 self.hits += 1;

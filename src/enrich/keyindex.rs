@@ -90,9 +90,10 @@ impl KeyIndex {
         start.checked_add(len).expect("key block over 4 GiB");
         self.keys.push_str(key);
         let keys = &self.keys;
-        self.table.insert_unique(hash, Slot { start, len, row }, |s| {
-            Self::hash(Self::key_of(keys, s))
-        });
+        self.table
+            .insert_unique(hash, Slot { start, len, row }, |s| {
+                Self::hash(Self::key_of(keys, s))
+            });
         Ok(())
     }
 
@@ -156,7 +157,8 @@ mod tests {
     fn many_keys_survive_growth_and_shrinking() {
         let mut ix = KeyIndex::default();
         for i in 0..50_000 {
-            ix.insert_first(&format!("user{i}@corp.example"), i).unwrap();
+            ix.insert_first(&format!("user{i}@corp.example"), i)
+                .unwrap();
         }
         ix.shrink_to_fit();
         for i in (0..50_000).step_by(997) {
@@ -165,6 +167,10 @@ mod tests {
         assert_eq!(ix.get("user50000@corp.example"), None);
         assert_eq!(ix.get(""), None);
         // 12-byte slots plus control bytes at ≤ 2x slack, plus ~21 key bytes each.
-        assert!(ix.heap_bytes() < 50_000 * (21 + 2 * 13), "{}", ix.heap_bytes());
+        assert!(
+            ix.heap_bytes() < 50_000 * (21 + 2 * 13),
+            "{}",
+            ix.heap_bytes()
+        );
     }
 }
