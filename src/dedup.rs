@@ -299,27 +299,32 @@ impl FingerprintLru {
         self.head = i;
     }
 
-    /// The entry for `key`, marking it most recently used.
-    pub fn get(&mut self, key: &[u8; 16]) -> Option<Entry> {
+    /// The entry for `key`, marked most recently used, to read or replace in place.
+    pub fn get_mut(&mut self, key: &[u8; 16]) -> Option<&mut Entry> {
         let i = self.find(key)?;
         if self.head != i {
             self.unlink(i);
             self.push_front(i);
         }
-        Some(self.nodes[i as usize].entry)
+        Some(&mut self.nodes[i as usize].entry)
+    }
+
+    /// The entry for `key`, marking it most recently used.
+    pub fn get(&mut self, key: &[u8; 16]) -> Option<Entry> {
+        self.get_mut(key).map(|e| *e)
     }
 
     /// Store `entry` under `key` as the most recently used; when `key` is new and the LRU is
     /// full, the least recently used fingerprint is forgotten and its node reused.
     pub fn put(&mut self, key: [u8; 16], entry: Entry) {
-        if let Some(i) = self.find(&key) {
-            self.nodes[i as usize].entry = entry;
-            if self.head != i {
-                self.unlink(i);
-                self.push_front(i);
-            }
-            return;
+        match self.get_mut(&key) {
+            Some(e) => *e = entry,
+            None => self.insert_new(key, entry),
         }
+    }
+
+    /// [`put`](FingerprintLru::put) for a key known to be absent.
+    fn insert_new(&mut self, key: [u8; 16], entry: Entry) {
         let i = if self.nodes.len() < self.capacity {
             self.nodes.push(Node {
                 key,
@@ -421,17 +426,24 @@ impl Deduper {
                 window_ms: 0,
             });
         }
-        match decide(self.seen.get(&fp), t, self.window_ms) {
-            Decision::Fold(e) => {
-                self.seen.put(fp, e);
-                Verdict::Repeat {
-                    fingerprint: hex,
-                    count: e.count.into(),
-                }
-            }
+        // One lookup: the remembered entry is replaced in place, or a new one inserted.
+        let slot = self.seen.get_mut(&fp);
+        let decision = decide(slot.as_deref().copied(), t, self.window_ms);
+        let stored = match decision {
+            Decision::Fold(e) => e,
+            Decision::Emit(e) => Entry { folded: 0, ..e },
+        };
+        match slot {
+            Some(s) => *s = stored,
+            None => self.seen.insert_new(fp, stored),
+        }
+        match decision {
+            Decision::Fold(e) => Verdict::Repeat {
+                fingerprint: hex,
+                count: e.count.into(),
+            },
             Decision::Emit(e) => {
                 let folded = e.folded;
-                self.seen.put(fp, Entry { folded: 0, ..e });
                 Verdict::First(DedupInfo {
                     fingerprint: hex,
                     count: e.count.into(),

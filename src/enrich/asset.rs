@@ -24,7 +24,7 @@
 
 use super::definition::{unique, AssetDefinition};
 use super::keyindex::KeyIndex;
-use super::table::{for_each_row, row_error, split_list, Row};
+use super::table::{for_each_row, row_error, split_list, Claims, Row};
 use super::{ipclass, parse_ip, present, EnrichOutput, Enricher, Entity, Miss};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
@@ -87,27 +87,19 @@ impl AssetEnricher {
             by_fqdn_label: KeyIndex::default(),
             domains: BTreeSet::new(),
         };
-        let mut warnings = Vec::new();
-        // Line and id of every row loaded so far, for duplicate warnings; dropped after.
-        let mut origins: Vec<(usize, Box<str>)> = Vec::new();
+        let mut claims = Claims::new("asset");
         e.version = for_each_row(&path, def.format, &["asset_id"], |row| {
-            e.add_row(&path, row, &mut origins, &mut warnings)
+            e.add_row(&path, row, &mut claims)
         })?;
         e.by_ip.shrink_to_fit();
         for ix in [&mut e.by_hostname, &mut e.by_fqdn, &mut e.by_fqdn_label] {
             ix.shrink_to_fit();
         }
         e.assets.shrink_to_fit();
-        Ok((e, warnings))
+        Ok((e, claims.into_warnings()))
     }
 
-    fn add_row(
-        &mut self,
-        path: &Path,
-        row: &Row,
-        origins: &mut Vec<(usize, Box<str>)>,
-        warnings: &mut Vec<String>,
-    ) -> anyhow::Result<()> {
+    fn add_row(&mut self, path: &Path, row: &Row, claims: &mut Claims) -> anyhow::Result<()> {
         let id = row.get("asset_id").to_string();
         let mut hostname = row
             .get("hostname")
@@ -145,19 +137,10 @@ impl AssetEnricher {
             ));
         }
 
-        let index = self.assets.len();
-        let row_id = index as u32;
-        origins.push((row.line, id.as_str().into()));
-        // `held`: the row that already has the key, if any.
-        let mut claim = |held: Option<u32>, what: &str, shown: &dyn std::fmt::Display| -> bool {
-            let Some(owner) = held else { return true };
-            let (line, owner) = &origins[owner as usize];
-            warnings.push(format!(
-                "{}:{}: {what} {shown} already belongs to asset {owner:?} (line {line}); keeping the first",
-                path.display(),
-                row.line
-            ));
-            false
+        let row_id = claims.add_row(row, &id);
+        let index = row_id as usize;
+        let mut claim = |held, what: &str, shown: &dyn std::fmt::Display| {
+            claims.claim(path, row, held, what, shown)
         };
         for ip in ips {
             if claim(self.by_ip.get(&ip).copied(), "ip", &ip) {

@@ -59,6 +59,61 @@ impl Row {
     }
 }
 
+/// The rows loaded so far (line and id), so that a row claiming a key an earlier row holds is
+/// reported naming that row; the first row keeps the key. Shared by the inventory and the
+/// directory; dropped once the table is loaded.
+pub struct Claims {
+    /// `asset`, `user`: how the warning names the owner.
+    kind: &'static str,
+    rows: Vec<(usize, Box<str>)>,
+    warnings: Vec<String>,
+}
+
+impl Claims {
+    pub fn new(kind: &'static str) -> Claims {
+        Claims {
+            kind,
+            rows: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Register the row being loaded under its id; returns its row number.
+    pub fn add_row(&mut self, row: &Row, id: &str) -> u32 {
+        let n = u32::try_from(self.rows.len())
+            .ok()
+            .filter(|&n| n != u32::MAX)
+            .expect("reference table of more than 4 billion rows");
+        self.rows.push((row.line, id.into()));
+        n
+    }
+
+    /// Whether `row` gets a key; `held` is the row that has it already, if any, in which case
+    /// the answer is no and a warning says who keeps it.
+    pub fn claim(
+        &mut self,
+        path: &Path,
+        row: &Row,
+        held: Option<u32>,
+        what: &str,
+        shown: &dyn std::fmt::Display,
+    ) -> bool {
+        let Some(owner) = held else { return true };
+        let (line, owner) = &self.rows[owner as usize];
+        self.warnings.push(format!(
+            "{}:{}: {what} {shown} already belongs to {} {owner:?} (line {line}); keeping the first",
+            path.display(),
+            row.line,
+            self.kind,
+        ));
+        false
+    }
+
+    pub fn into_warnings(self) -> Vec<String> {
+        self.warnings
+    }
+}
+
 /// Split a `;`-separated list into trimmed, non-empty items.
 pub fn split_list(cell: &str) -> Vec<String> {
     cell.split(';')

@@ -30,7 +30,7 @@
 
 use super::definition::{unique, UserDefinition};
 use super::keyindex::KeyIndex;
-use super::table::{for_each_row, row_error, split_list, Row};
+use super::table::{for_each_row, row_error, split_list, Claims, Row};
 use super::{present, EnrichOutput, Enricher, Entity, Miss};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -157,11 +157,9 @@ impl UserEnricher {
             domains: BTreeSet::new(),
             sid_domains: BTreeSet::new(),
         };
-        let mut warnings = Vec::new();
-        // Line and id of every row loaded so far, for duplicate warnings; dropped after.
-        let mut origins: Vec<(usize, Box<str>)> = Vec::new();
+        let mut claims = Claims::new("user");
         e.version = for_each_row(&path, def.format, &["user_id"], |row| {
-            e.add_row(&path, row, &mut origins, &mut warnings)
+            e.add_row(&path, row, &mut claims)
         })?;
         for ix in [
             &mut e.by_uid,
@@ -174,16 +172,10 @@ impl UserEnricher {
             ix.shrink_to_fit();
         }
         e.contexts.shrink_to_fit();
-        Ok((e, warnings))
+        Ok((e, claims.into_warnings()))
     }
 
-    fn add_row(
-        &mut self,
-        path: &Path,
-        row: &Row,
-        origins: &mut Vec<(usize, Box<str>)>,
-        warnings: &mut Vec<String>,
-    ) -> anyhow::Result<()> {
+    fn add_row(&mut self, path: &Path, row: &Row, claims: &mut Claims) -> anyhow::Result<()> {
         let id = row.get("user_id").to_string();
         let lower = |col: &str| row.get(col).to_lowercase();
         let (sam, upn, email, sid, domain) = (
@@ -223,21 +215,10 @@ impl UserEnricher {
             )
         })?;
 
-        let index = self.contexts.len();
-        origins.push((row.line, id.as_str().into()));
-        let mut claim = |ix: &mut KeyIndex, key: &str, what: &str, shown: &str| -> bool {
-            match ix.insert_first(key, index) {
-                Ok(()) => true,
-                Err(owner) => {
-                    let (line, owner) = &origins[owner as usize];
-                    warnings.push(format!(
-                        "{}:{}: {what} {shown} already belongs to user {owner:?} (line {line}); keeping the first",
-                        path.display(),
-                        row.line
-                    ));
-                    false
-                }
-            }
+        let index = claims.add_row(row, &id) as usize;
+        let mut claim = |ix: &mut KeyIndex, key: &str, what: &str, shown: &str| {
+            let held = ix.insert_first(key, index).err();
+            claims.claim(path, row, held, what, &shown)
         };
         claim(&mut self.by_uid, &id.to_lowercase(), "user_id", &id);
         if !sid.is_empty() && claim(&mut self.by_sid, &sid, "sid", &sid) {
