@@ -27,7 +27,7 @@ pub enum Framed {
     },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct JsonScan {
     depth: usize,
     in_str: bool,
@@ -40,19 +40,29 @@ struct JsonScan {
 
 impl JsonScan {
     fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
+        let mut i = 0;
+        while i < bytes.len() {
             if self.in_str {
-                match (self.esc, b) {
-                    (true, _) => self.esc = false,
-                    (false, b'\\') => self.esc = true,
-                    (false, b'"') => {
-                        self.in_str = false;
-                        self.last = b'"';
-                    }
-                    _ => {}
+                if self.esc {
+                    self.esc = false;
+                    i += 1;
+                    continue;
                 }
+                // Inside a string only `"` and `\\` matter: jump to the next of them.
+                let Some(k) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+                    return;
+                };
+                if bytes[i + k] == b'"' {
+                    self.in_str = false;
+                    self.last = b'"';
+                } else {
+                    self.esc = true;
+                }
+                i += k + 1;
                 continue;
             }
+            let b = bytes[i];
+            i += 1;
             match b {
                 b'"' => self.in_str = true,
                 b'{' | b'[' => {
@@ -503,5 +513,23 @@ mod tests {
         );
         let r = frame_message(b"CEF:0|x\r\n", o);
         assert_eq!((r.kind, r.bytes), (RecordKind::Text, b"CEF:0|x".to_vec()));
+    }
+
+    #[test]
+    fn the_json_scan_state_does_not_depend_on_where_lines_are_cut() {
+        let text = br#"{"a":"x\\\"{[","b":[1,{"c":"\\"}],"d":"q\"
+  more"} "#;
+        let mut whole = JsonScan::default();
+        whole.feed(text);
+        assert_eq!((whole.depth, whole.in_str, whole.last), (0, false, b'}'));
+        for cut in 0..text.len() {
+            let mut parts = JsonScan::default();
+            parts.feed(&text[..cut]);
+            parts.feed(&text[cut..]);
+            assert_eq!(parts, whole, "cut at {cut}");
+        }
+        let mut open = JsonScan::default();
+        open.feed(br#"{"a":["b\"#);
+        assert_eq!((open.depth, open.in_str, open.esc), (2, true, true));
     }
 }
