@@ -243,13 +243,15 @@ fn a_worker_killed_mid_stream_loses_nothing() {
     let cfg = write_config(dir.path(), &b, &group, &raw, &out, &dlq);
     let bin = env!("CARGO_BIN_EXE_alertctx");
     let spawn = || {
-        std::process::Command::new(bin)
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        Reaped(
+            std::process::Command::new(bin)
+                .args(["run", "--config"])
+                .arg(&cfg)
+                .env("RUST_LOG", "warn")
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     };
     let outputs = |b: &str| -> i64 {
         end_offsets(b, &out, PARTITIONS).values().sum::<i64>()
@@ -273,7 +275,7 @@ fn a_worker_killed_mid_stream_loses_nothing() {
 
     // Second worker: resumes from the committed offsets.
     let mut second = spawn();
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let c = coverage(&b, &out, &dlq, PARTITIONS);
         if c.len() == n {
@@ -396,4 +398,29 @@ async fn a_member_joining_mid_stream_loses_nothing_on_the_real_broker() {
         again <= s1.messages as usize,
         "re-sends are bounded by what the first member had done: {again}"
     );
+}
+
+/// A worker process that is killed when the test lets go of it, so that a failing assertion
+/// does not leave it running (and holding the test's stdout open) after the test has ended.
+struct Reaped(std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // Already waited for: both calls fail harmlessly.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
