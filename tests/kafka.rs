@@ -425,7 +425,7 @@ impl std::ops::DerefMut for Reaped {
 
 impl Drop for Reaped {
     fn drop(&mut self) {
-        // Already waited for: both calls fail harmlessly.
+        // For a worker already waited for, neither call does anything.
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

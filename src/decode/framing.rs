@@ -11,6 +11,7 @@
 //! size cap is a `too_large` dead letter. A Kafka message is framed by [`frame_message`]: one
 //! record (which may still be an envelope of several).
 
+use super::json::{scan_string, StringScan};
 use super::zeek_tsv::ZeekHeader;
 use super::{DecodeError, Limits, Reason};
 use crate::record::{Origin, RawRecord, RecordKind};
@@ -48,17 +49,17 @@ impl JsonScan {
                     i += 1;
                     continue;
                 }
-                // Inside a string only `"` and `\\` matter: jump to the next of them.
-                let Some(k) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
-                    return;
-                };
-                if bytes[i + k] == b'"' {
-                    self.in_str = false;
-                    self.last = b'"';
-                } else {
-                    self.esc = true;
+                match scan_string(bytes, i) {
+                    StringScan::Closed(k) => {
+                        self.in_str = false;
+                        self.last = b'"';
+                        i = k + 1;
+                    }
+                    StringScan::Open { escaped } => {
+                        self.esc = escaped;
+                        return;
+                    }
                 }
-                i += k + 1;
                 continue;
             }
             let b = bytes[i];

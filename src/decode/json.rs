@@ -6,16 +6,15 @@ use simd_json::prelude::*;
 /// Deepest nesting of arrays/objects in a JSON text, ignoring brackets inside strings.
 /// Stops counting once `limit` is passed.
 ///
-/// Most of a record's bytes are inside strings, where only `"` and `\\` matter: those runs
-/// are skipped with `memchr2` instead of being looked at byte by byte.
+/// Most of a record's bytes are inside strings, which [`scan_string`] skips.
 pub fn nesting_depth(bytes: &[u8], limit: usize) -> usize {
     let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
     while i < bytes.len() {
         match bytes[i] {
-            b'"' => match string_end(bytes, i + 1) {
-                Some(end) => i = end,
+            b'"' => match scan_string(bytes, i + 1) {
+                StringScan::Closed(end) => i = end,
                 // An unterminated string: nothing after it counts (the parser rejects it).
-                None => return max,
+                StringScan::Open { .. } => return max,
             },
             b'{' | b'[' => {
                 depth += 1;
@@ -34,13 +33,33 @@ pub fn nesting_depth(bytes: &[u8], limit: usize) -> usize {
     max
 }
 
-/// The index of the `"` that closes the string whose contents start at `from`, honouring
-/// backslash escapes; `None` if the text ends first.
-pub fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
+/// Where a JSON string's contents end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringScan {
+    /// At this index, the closing `"`.
+    Closed(usize),
+    /// Not in this text. `escaped`: its last byte is a backslash, so the first byte of the
+    /// text that follows (the framer's next line) is escaped.
+    Open { escaped: bool },
+}
+
+/// Scan a string's contents from `from` (just after the opening `"`, or anywhere inside that
+/// is not an escaped byte), honouring backslash escapes. Only `"` and `\\` matter there, so
+/// the runs between them are skipped with `memchr2`. The depth check and the framer share it.
+pub fn scan_string(bytes: &[u8], mut from: usize) -> StringScan {
     loop {
-        let k = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
+        let Some(k) = bytes
+            .get(from..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+        else {
+            return StringScan::Open { escaped: false };
+        };
+        let k = from + k;
         if bytes[k] == b'"' {
-            return Some(k);
+            return StringScan::Closed(k);
+        }
+        if k + 1 == bytes.len() {
+            return StringScan::Open { escaped: true };
         }
         // A backslash escapes the next byte, whatever it is.
         from = k + 2;
