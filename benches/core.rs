@@ -220,12 +220,45 @@ fn bench_stages(c: &mut Criterion) {
     });
     g.finish();
 
+    // The alert as the bundle writes it (src/jsonout.rs), and as serde_json would: the same
+    // bytes.
     let mut g = c.benchmark_group("serialize");
     g.throughput(Throughput::Elements(n));
     g.bench_function("alert_json", |b| {
+        let mut out = Vec::new();
+        b.iter(|| {
+            for (a, _, _) in &alerts {
+                out.clear();
+                alertctx::jsonout::write_value(&mut out, a);
+                black_box(&out);
+            }
+        })
+    });
+    g.bench_function("alert_serde_json", |b| {
         b.iter(|| {
             for (a, _, _) in &alerts {
                 black_box(serde_json::to_string(a).unwrap());
+            }
+        })
+    });
+    g.finish();
+
+    // Counting outcomes in the worker's metrics, in steady state (every series seen before).
+    let outcomes: Vec<Outcome> = {
+        let mut p = pipeline(false);
+        let mut out = Vec::new();
+        for r in &records {
+            p.process(r, RecordContext::default(), &mut out);
+        }
+        out
+    };
+    let metrics = alertctx::metrics::Metrics::new();
+    let mut g = c.benchmark_group("metrics");
+    g.throughput(Throughput::Elements(outcomes.len() as u64));
+    g.bench_function("observe", |b| {
+        b.iter(|| {
+            for o in &outcomes {
+                metrics.observe(o, 1);
             }
         })
     });

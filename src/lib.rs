@@ -31,6 +31,7 @@ pub mod enrich;
 pub mod explain;
 pub mod generate;
 pub mod http;
+pub mod jsonout;
 pub mod metrics;
 pub mod normalize;
 pub mod ocsf;

@@ -2,6 +2,7 @@
 //! `resources.0.uid`), used by every stage that reads the normalized event.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Read the value at a dotted path. Numeric segments index arrays.
 pub fn get<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
@@ -138,6 +139,156 @@ pub fn set_at(root: &mut Map<String, Value>, path: &SetPath, new: Value) {
     }
 }
 
+/// Builds a JSON object from many [`SetPath`] writes, with exactly the result of calling
+/// [`set_at`] for each in turn on an empty map, but faster: members are kept in small vectors
+/// under keys borrowed from the paths, and each object becomes a sorted `Map` once, at the end
+/// ([`Builder::into_map`]). Writing an attribute into nested `BTreeMap`s searched each level
+/// several times and allocated every key; building the mapping engine's output this way
+/// cut the cost of writing attributes by about two thirds (README, Performance).
+#[derive(Debug, Default)]
+pub struct Builder<'k> {
+    root: Members<'k>,
+}
+
+type Members<'k> = Vec<(Cow<'k, str>, Slot<'k>)>;
+
+#[derive(Debug)]
+enum Slot<'k> {
+    /// A value as written (which may be a whole object or array).
+    Value(Value),
+    Object(Members<'k>),
+    Array(Vec<Slot<'k>>),
+}
+
+impl<'k> Slot<'k> {
+    fn empty(array: bool) -> Slot<'k> {
+        if array {
+            Slot::Array(Vec::new())
+        } else {
+            Slot::Object(Vec::new())
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Slot::Value(v) => v,
+            Slot::Object(members) => Value::Object(into_map(members)),
+            Slot::Array(items) => Value::Array(items.into_iter().map(Slot::into_value).collect()),
+        }
+    }
+}
+
+fn into_map(members: Members<'_>) -> Map<String, Value> {
+    // Keys are unique; `Map` (a BTreeMap) sorts them and builds its nodes in one pass.
+    members
+        .into_iter()
+        .map(|(k, s)| (k.into_owned(), s.into_value()))
+        .collect()
+}
+
+/// The member `key` of an object, created by `make` when it is not there yet.
+fn member<'a, 'k>(
+    m: &'a mut Members<'k>,
+    key: &'k str,
+    make: impl FnOnce() -> Slot<'k>,
+) -> &'a mut Slot<'k> {
+    let i = match m.iter().position(|(k, _)| k == key) {
+        Some(i) => i,
+        None => {
+            m.push((Cow::Borrowed(key), make()));
+            m.len() - 1
+        }
+    };
+    &mut m[i].1
+}
+
+/// Put `slot` at `key`, replacing what was there.
+fn put<'k>(m: &mut Members<'k>, key: &'k str, slot: Slot<'k>) {
+    match m.iter_mut().find(|(k, _)| k == key) {
+        Some((_, old)) => *old = slot,
+        None => m.push((Cow::Borrowed(key), slot)),
+    }
+}
+
+impl<'k> Builder<'k> {
+    pub fn new() -> Builder<'k> {
+        Builder::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.root.is_empty()
+    }
+
+    /// Write `new` at the top-level `key`, replacing what was there.
+    pub fn insert(&mut self, key: &'k str, new: Value) {
+        put(&mut self.root, key, Slot::Value(new));
+    }
+
+    /// [`set_at`] on the object being built.
+    pub fn set(&mut self, path: &'k SetPath, new: Value) {
+        let Some((first, rest)) = path.steps.split_first() else {
+            return;
+        };
+        if rest.is_empty() {
+            return put(&mut self.root, first.key(), Slot::Value(new));
+        }
+        let next_is_index = matches!(rest[0], Step::Index(..));
+        let mut cur = member(&mut self.root, first.key(), || Slot::empty(next_is_index));
+        for (n, step) in rest.iter().enumerate() {
+            let last = n + 1 == rest.len();
+            let next_is_index = rest
+                .get(n + 1)
+                .is_some_and(|s| matches!(s, Step::Index(..)));
+            if let Slot::Value(v) = cur {
+                // A container written whole is opened up one level to write into it; any
+                // other value on the way is replaced, as `set_at` replaces it.
+                *cur = match std::mem::take(v) {
+                    Value::Object(map) => Slot::Object(
+                        map.into_iter()
+                            .map(|(k, v)| (Cow::Owned(k), Slot::Value(v)))
+                            .collect(),
+                    ),
+                    Value::Array(items) => {
+                        Slot::Array(items.into_iter().map(Slot::Value).collect())
+                    }
+                    _ => Slot::empty(matches!(step, Step::Index(..))),
+                };
+            }
+            cur = match cur {
+                Slot::Array(items) => {
+                    let idx = match step {
+                        Step::Index(i, _) => *i,
+                        Step::Key(_) => items.len(),
+                    };
+                    while items.len() <= idx {
+                        items.push(Slot::Value(Value::Null));
+                    }
+                    if last {
+                        items[idx] = Slot::Value(new);
+                        return;
+                    }
+                    if matches!(items[idx], Slot::Value(Value::Null)) {
+                        items[idx] = Slot::empty(next_is_index);
+                    }
+                    &mut items[idx]
+                }
+                Slot::Object(members) => {
+                    if last {
+                        return put(members, step.key(), Slot::Value(new));
+                    }
+                    member(members, step.key(), || Slot::empty(next_is_index))
+                }
+                Slot::Value(_) => unreachable!("opened up above"),
+            };
+        }
+    }
+
+    /// The object built.
+    pub fn into_map(self) -> Map<String, Value> {
+        into_map(self.root)
+    }
+}
+
 fn empty_container(array: bool) -> Value {
     if array {
         Value::Array(Vec::new())
@@ -179,6 +330,49 @@ mod tests {
             Value::Object(m),
             json!({"a": {"b": 1, "007": 2}, "list": [{"x": 3}, null, 4]})
         );
+    }
+
+    #[test]
+    fn the_builder_writes_what_set_at_writes() {
+        // Every order of a set of writes that overlap: objects and arrays written whole and
+        // then written into, scalars replaced by containers and back, indices and appends.
+        let writes: Vec<(&str, Value)> = vec![
+            ("a.b", json!(1)),
+            ("a", json!({"x": {"y": 1}, "b": 0})),
+            ("a.x.z", json!(2)),
+            ("a.b.c", json!(3)),
+            ("l.1.x", json!(4)),
+            ("l", json!([5, {"k": 6}])),
+            ("l.1.k", json!(7)),
+            ("l.3", json!(8)),
+            ("l.x", json!(9)),
+            ("s", json!("scalar")),
+            ("s.t", json!(10)),
+            ("007.x", json!(11)),
+            ("a.007", json!(12)),
+            ("n", json!(null)),
+            ("n.0", json!(13)),
+        ];
+        let paths: Vec<SetPath> = writes.iter().map(|(p, _)| SetPath::new(p)).collect();
+        let mut order: Vec<usize> = (0..writes.len()).collect();
+        let mut rng = 7u64;
+        for _ in 0..300 {
+            for i in (1..order.len()).rev() {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                order.swap(i, (rng >> 33) as usize % (i + 1));
+            }
+            let take = 1 + (rng >> 20) as usize % order.len();
+            let (mut expect, mut b) = (Map::new(), Builder::new());
+            for &i in &order[..take] {
+                set_at(&mut expect, &paths[i], writes[i].1.clone());
+                b.set(&paths[i], writes[i].1.clone());
+            }
+            b.insert("top", json!(0));
+            expect.insert("top".into(), json!(0));
+            assert_eq!(b.into_map(), expect, "writes {:?}", &order[..take]);
+        }
     }
 
     #[test]

@@ -328,12 +328,15 @@ impl Pipeline {
         let format = record_format(&record.kind, &mut value);
         let normalized = self
             .normalizer
-            .normalize(&value, &format, record.origin.input_name());
+            .map_record(&value, &format, record.origin.input_name());
         drop(value);
         let source = normalized.source_id().to_string();
         let mut mapped = normalized.mapped;
         let mut alert = serde_json::Value::Object(std::mem::take(&mut mapped.alert));
         let safety = self.sanitizer.sanitize(&mut alert);
+        if let serde_json::Value::Object(a) = &mut alert {
+            crate::normalize::derive(a, mapped.class_uid);
+        }
         Prepared {
             origin: record.origin.clone(),
             index,
@@ -458,7 +461,7 @@ impl Pipeline {
                 reference_data: &self.reference,
             },
         };
-        let json = serde_json::to_string(&b).expect("bundles serialise: every map key is a string");
+        let json = b.to_json();
         Outcome::Bundle {
             key: bundle::routing_key(&alert),
             json,

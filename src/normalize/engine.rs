@@ -9,9 +9,9 @@ use crate::path::{self, CPath};
 use crate::score::Gap;
 use anyhow::{bail, Context};
 use regex::Regex;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A mapping ready to run.
 #[derive(Debug)]
@@ -23,6 +23,8 @@ pub struct Mapping {
     pub priority: i32,
     pub detect: Option<Cond>,
     product: Json,
+    /// `metadata.product`, where `product` goes.
+    product_path: path::SetPath,
     null_values: Vec<String>,
     transport: FxHashSet<String>,
     classes: Vec<CompiledClass>,
@@ -50,7 +52,7 @@ struct Rule {
     source: Source,
     split: Option<String>,
     regex: Option<Regex>,
-    map: Option<HashMap<String, Json>>,
+    map: Option<FxHashMap<String, Json>>,
     map_default: Option<Json>,
     map_keep_unknown: bool,
     conv: Conv,
@@ -158,6 +160,7 @@ impl Mapping {
                 .map(Cond::compile)
                 .transpose()
                 .context("detect")?,
+            product_path: path::SetPath::new("metadata.product"),
             product: Json::Object(
                 def.product
                     .iter()
@@ -182,25 +185,19 @@ impl Mapping {
             .iter()
             .find(|c| c.when.as_ref().is_none_or(|w| w.eval(record)));
         let class = matched.unwrap_or(&self.fallback);
-        let mut alert = Map::new();
+        let mut alert = path::Builder::new();
         let mut gaps = Vec::new();
-        alert.insert("class_uid".into(), Json::from(class.class_uid));
-        alert.insert(
-            "activity_id".into(),
-            Json::from(class.activity_id.unwrap_or(0)),
-        );
-        alert.insert(
-            "severity_id".into(),
-            Json::from(class.severity_id.unwrap_or(1)),
-        );
+        alert.insert("class_uid", Json::from(class.class_uid));
+        alert.insert("activity_id", Json::from(class.activity_id.unwrap_or(0)));
+        alert.insert("severity_id", Json::from(class.severity_id.unwrap_or(1)));
         for rule in &class.rules {
             if let Some(v) = self.run_rule(rule, record, &mut gaps) {
-                path::set_at(&mut alert, &rule.target_path, v);
+                alert.set(&rule.target_path, v);
             }
         }
         let mut leaves = 0;
         if let Some(unmapped) = self.unmapped(record, class, &mut String::new(), &mut leaves) {
-            alert.insert("unmapped".into(), unmapped);
+            alert.insert("unmapped", unmapped);
         }
         if matched.is_none() {
             gaps.push(Gap::new(
@@ -213,10 +210,10 @@ impl Mapping {
             leaves = 0;
         }
         if self.product.as_object().is_some_and(|p| !p.is_empty()) {
-            path::set(&mut alert, "metadata.product", self.product.clone());
+            alert.set(&self.product_path, self.product.clone());
         }
         Mapped {
-            alert,
+            alert: alert.into_map(),
             class_uid: class.class_uid,
             rule: matched.map(|c| c.name.clone()),
             unmapped_leaves: leaves,
@@ -267,14 +264,14 @@ impl Mapping {
                     };
                     let mut out = Vec::new();
                     for item in items {
-                        let mut obj = Map::new();
+                        let mut obj = path::Builder::new();
                         for sub in each {
                             if let Some(v) = self.run_rule(sub, item, gaps) {
-                                path::set_at(&mut obj, &sub.target_path, v);
+                                obj.set(&sub.target_path, v);
                             }
                         }
                         if !obj.is_empty() {
-                            out.push(Json::Object(obj));
+                            out.push(Json::Object(obj.into_map()));
                         }
                     }
                     return (!out.is_empty()).then_some(Json::Array(out));
@@ -305,13 +302,16 @@ impl Mapping {
             );
         }
         if let Some(re) = &rule.regex {
-            let s = json_text(&value)?;
-            let caps = re.captures(&s)?;
-            let m = caps.get(1).or_else(|| caps.get(0))?;
-            if m.as_str().is_empty() {
-                return None;
-            }
-            value = Json::String(m.as_str().to_string());
+            let kept = {
+                let s = json_str(&value)?;
+                let caps = re.captures(&s)?;
+                let m = caps.get(1).or_else(|| caps.get(0))?;
+                if m.as_str().is_empty() {
+                    return None;
+                }
+                m.as_str().to_string()
+            };
+            value = Json::String(kept);
         }
         value = match convert(rule.conv, value) {
             Ok(v) => v,
@@ -330,9 +330,9 @@ impl Mapping {
             }
         };
         if let Some(map) = &rule.map {
-            let key = json_text(&value)?;
-            value = match map.get(key.as_str()) {
-                Some(v) => v.clone(),
+            let found = map.get(&*json_str(&value)?).cloned();
+            value = match found {
+                Some(v) => v,
                 None if rule.map_keep_unknown => value,
                 None => rule.map_default.clone()?,
             };
@@ -462,6 +462,14 @@ fn truncate_detail(s: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// [`json_text`] borrowed where the value is a string already.
+fn json_str(v: &Json) -> Option<std::borrow::Cow<'_, str>> {
+    match v {
+        Json::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        other => json_text(other).map(std::borrow::Cow::Owned),
+    }
 }
 
 fn json_text(v: &Json) -> Option<String> {
@@ -691,6 +699,9 @@ fn compile_class(def: &MappingDef, class: &ClassDef) -> anyhow::Result<CompiledC
     }
     let mut rules = Vec::new();
     for (target, fd) in merged {
+        if super::DERIVED.contains(&target) {
+            bail!("`{target}` is derived from class_uid, activity_id and severity_id; a mapping cannot set it");
+        }
         rules.push(compile_rule(target, fd, &mut reads)?);
     }
     let consumed: FxHashSet<String> = reads.into_iter().collect();
@@ -829,5 +840,8 @@ activity_id = 6
         assert!(Mapping::compile(&toml::from_str(&bad).unwrap()).is_err());
         let bad = M.replace("class_uid = 4001", "class_uid = 4242");
         assert!(Mapping::compile(&toml::from_str(&bad).unwrap()).is_err());
+        let bad = M.replace("\"logon_type_id\" =", "\"type_name\" =");
+        let err = Mapping::compile(&toml::from_str(&bad).unwrap()).unwrap_err();
+        assert!(format!("{err:#}").contains("derived"), "{err:#}");
     }
 }

@@ -123,10 +123,20 @@ impl Normalizer {
         })
     }
 
-    /// Normalize one decoded record.
+    /// Normalize one decoded record: [`map_record`](Normalizer::map_record), then
+    /// [`derive`].
     pub fn normalize(&self, record: &Value<'_>, format: &str, input: &str) -> Normalized {
+        let mut n = self.map_record(record, format, input);
+        derive(&mut n.mapped.alert, n.mapped.class_uid);
+        n
+    }
+
+    /// Pick the mapping and run it, without the attributes [`derive`] adds. The pipeline
+    /// derives them after sanitising: they are captions from the OCSF tables, not text from
+    /// the record, so the sanitiser has nothing to look for in them.
+    pub fn map_record(&self, record: &Value<'_>, format: &str, input: &str) -> Normalized {
         let mapping = self.detect(record, format, input).cloned();
-        let mut mapped = match &mapping {
+        let mapped = match &mapping {
             Some(m) => m.apply(record),
             None => {
                 let mut alert = Map::new();
@@ -147,15 +157,25 @@ impl Normalizer {
                 }
             }
         };
-        finish(&mut mapped);
         Normalized { mapping, mapped }
     }
 }
 
-/// Fill what OCSF derives from class, activity and severity.
-fn finish(mapped: &mut Mapped) {
-    let a = &mut mapped.alert;
-    let class_uid = mapped.class_uid;
+/// Attributes OCSF derives from `class_uid`, `activity_id` and `severity_id` (and the schema
+/// version), which [`derive`] writes. Mappings cannot set them.
+pub const DERIVED: &[&str] = &[
+    "category_uid",
+    "category_name",
+    "class_name",
+    "activity_name",
+    "type_uid",
+    "type_name",
+    "severity",
+    "metadata.version",
+];
+
+/// Fill what OCSF derives from class, activity and severity ([`DERIVED`]).
+pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
     let activity_id = a.get("activity_id").and_then(Json::as_i64).unwrap_or(0);
     let severity_id = a.get("severity_id").and_then(Json::as_i64).unwrap_or(0);
     let category_uid = if class_uid == 0 { 0 } else { class_uid / 1000 };

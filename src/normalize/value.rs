@@ -119,6 +119,13 @@ mod tests {
             "t"
         );
         assert!(lookup(&v, &CPath::new("a.x")).is_none());
+        // Past 32 members an object is a hash map; both forms find the same members.
+        let big: String = (0..40).map(|i| format!("\"k{i}\":{i},")).collect();
+        let mut wide = format!("{{{big}\"k\":\"last\"}}").into_bytes();
+        let v = simd_json::to_borrowed_value(&mut wide).unwrap();
+        assert_eq!(text(lookup(&v, &CPath::new("k39")).unwrap()).unwrap(), "39");
+        assert_eq!(text(lookup(&v, &CPath::new("k")).unwrap()).unwrap(), "last");
+        assert!(lookup(&v, &CPath::new("k40")).is_none());
         let mut nested = br#"{"id":{"orig_h":"10.0.0.2"}}"#.to_vec();
         let v = simd_json::to_borrowed_value(&mut nested).unwrap();
         assert_eq!(
