@@ -4,6 +4,7 @@
 //! The table is `schemas/ocsf/classes.json`, generated from the OCSF schema by
 //! `tools/gen_ocsf_classes.py` and embedded in the binary.
 
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -37,9 +38,43 @@ pub fn table() -> &'static Table {
     })
 }
 
+/// The table keyed by number, built once: the captions are read for every record (five
+/// times in [`crate::normalize::derive`]), and each read used to format the number and
+/// search a map of strings.
+struct Index {
+    classes: FxHashMap<u32, (&'static Class, FxHashMap<i64, &'static str>)>,
+    categories: FxHashMap<u32, &'static str>,
+    severity: FxHashMap<i64, &'static str>,
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let t = table();
+        let by_number = |m: &'static BTreeMap<String, String>| -> FxHashMap<i64, &'static str> {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_str())))
+                .collect()
+        };
+        Index {
+            classes: t
+                .classes
+                .iter()
+                .filter_map(|(k, c)| Some((k.parse().ok()?, (c, by_number(&c.activities)))))
+                .collect(),
+            categories: t
+                .categories
+                .iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_str())))
+                .collect(),
+            severity: by_number(&t.severity),
+        }
+    })
+}
+
 /// A known event class, by uid.
 pub fn class(uid: u32) -> Option<&'static Class> {
-    table().classes.get(&uid.to_string())
+    index().classes.get(&uid).map(|(c, _)| *c)
 }
 
 pub fn class_name(uid: u32) -> &'static str {
@@ -50,10 +85,10 @@ pub fn class_name(uid: u32) -> &'static str {
 }
 
 pub fn category_name(uid: u32) -> &'static str {
-    table()
+    index()
         .categories
-        .get(&uid.to_string())
-        .map(String::as_str)
+        .get(&uid)
+        .copied()
         .unwrap_or("Uncategorized")
 }
 
@@ -61,24 +96,51 @@ pub fn activity_name(class_uid: u32, activity_id: i64) -> &'static str {
     match activity_id {
         0 => "Unknown",
         99 => "Other",
-        _ => class(class_uid)
-            .and_then(|c| c.activities.get(&activity_id.to_string()))
-            .map(String::as_str)
+        _ => index()
+            .classes
+            .get(&class_uid)
+            .and_then(|(_, activities)| activities.get(&activity_id))
+            .copied()
             .unwrap_or("Other"),
     }
 }
 
 pub fn severity_name(severity_id: i64) -> &'static str {
-    table()
+    index()
         .severity
-        .get(&severity_id.to_string())
-        .map(String::as_str)
+        .get(&severity_id)
+        .copied()
         .unwrap_or("Unknown")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captions_read_by_number_match_the_table() {
+        let t = table();
+        for (uid, c) in &t.classes {
+            let uid: u32 = uid.parse().unwrap();
+            assert_eq!(class_name(uid), c.name);
+            assert_eq!(
+                category_name(c.category_uid),
+                t.categories[&c.category_uid.to_string()]
+            );
+            for (id, name) in &c.activities {
+                let id: i64 = id.parse().unwrap();
+                if id != 0 && id != 99 {
+                    assert_eq!(activity_name(uid, id), name);
+                }
+            }
+        }
+        for (id, name) in &t.severity {
+            assert_eq!(severity_name(id.parse().unwrap()), name);
+        }
+        assert_eq!(activity_name(4001, 12345), "Other");
+        assert_eq!(class_name(4242), "Unknown");
+        assert_eq!(severity_name(-3), "Unknown");
+    }
 
     #[test]
     fn table_has_the_classes_the_mappings_use() {

@@ -205,7 +205,19 @@ pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
         "severity".into(),
         Json::from(ocsf::severity_name(severity_id)),
     );
-    crate::path::set(a, "metadata.version", Json::from(ocsf::VERSION));
+    // `path::set(a, "metadata.version", ..)` without parsing the path for every record
+    // (an array there gets the version appended, a scalar is replaced, as `set` does).
+    let version = Json::from(ocsf::VERSION);
+    match a
+        .entry("metadata")
+        .or_insert_with(|| Json::Object(Map::new()))
+    {
+        Json::Object(m) => {
+            m.insert("version".into(), version);
+        }
+        Json::Array(items) => items.push(version),
+        other => *other = Json::Object(Map::from_iter([("version".into(), version)])),
+    }
 }
 
 /// The source the first matching `[[routes]]` entry pins `input` to, if any.
@@ -248,6 +260,29 @@ mod tests {
     fn embedded_mappings_compile() {
         let n = Normalizer::embedded(vec![]).unwrap();
         assert!(!n.mappings().is_empty());
+    }
+
+    #[test]
+    fn derive_writes_the_version_as_path_set_would() {
+        use serde_json::json;
+        for metadata in [
+            None,
+            Some(json!({"uid": "x"})),
+            Some(json!([1])),
+            Some(json!("s")),
+        ] {
+            let mut a = Map::new();
+            a.insert("activity_id".into(), json!(1));
+            if let Some(m) = &metadata {
+                a.insert("metadata".into(), m.clone());
+            }
+            let mut expect = a.clone();
+            crate::path::set(&mut expect, "metadata.version", json!(ocsf::VERSION));
+            derive(&mut a, 4001);
+            assert_eq!(a["metadata"], expect["metadata"], "{metadata:?}");
+            assert_eq!(a["type_name"], "Network Activity: Open");
+            assert_eq!(a["type_uid"], 400101);
+        }
     }
 
     #[test]
