@@ -2,6 +2,10 @@
 //! down and coming back, failing offset commits, and a second member joining mid-stream.
 //! After each, every input message must have its output (dedup is off here so every input
 //! has at least one), and the group's committed offsets must reach the end of the topic.
+//!
+//! Each test runs under a [`Watchdog`]: a hang in a synchronous librdkafka call blocks the
+//! thread the test's own deadlines run on (the workers and `all_done` share it), so past
+//! [`WATCHDOG_LIMIT`] the watchdog aborts the process and says which test hung and where.
 
 #![allow(clippy::await_holding_lock)]
 
@@ -9,6 +13,7 @@ mod common;
 
 use alertctx::metrics::Metrics;
 use common::kafka::*;
+use common::watchdog::Watchdog;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +33,41 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How long one fault test may run before its watchdog aborts the process: well past
+/// `all_done`'s 240 s deadline plus the checks (a passing test takes well under a minute), and
+/// well inside CI's 90 minutes for the four of them.
+const WATCHDOG_LIMIT: Duration = Duration::from_secs(8 * 60);
+
+/// Starts the watchdog of a test that holds [`serial`] (so it times only that test, not its
+/// wait for the others). Its report: every worker's counters at the time it fires.
+fn watchdog(test: &str, workers: &[Arc<Metrics>]) -> Watchdog {
+    let dog = Watchdog::start(test, WATCHDOG_LIMIT);
+    let workers = workers.to_vec();
+    dog.report(move || format!("workers: {:?}", worker_state(&workers)));
+    dog
+}
+
+/// Each worker's counters, to say where a stalled test stood.
+fn worker_state(workers: &[Arc<Metrics>]) -> Vec<String> {
+    workers
+        .iter()
+        .map(|m| {
+            let t = m.encode();
+            // (+ 0.0: a sum of no samples is -0)
+            let v = |name: &str, filters: &[&str]| metric_sum(&t, name, filters) + 0.0;
+            format!(
+                "consumed {}, in flight {}, produced ok {} failed {}, commits ok {} failed {}",
+                v("alertctx_input_messages_total", &[]),
+                v("alertctx_in_flight_messages", &[]),
+                v("alertctx_produced_messages_total", &["result=\"ok\""]),
+                v("alertctx_produced_messages_total", &["result=\"failed\""]),
+                v("alertctx_offset_commits_total", &["result=\"ok\""]),
+                v("alertctx_offset_commits_total", &["result=\"failed\""]),
+            )
+        })
+        .collect()
 }
 
 struct Setup {
@@ -85,34 +125,32 @@ async fn progress(
     .unwrap()
 }
 
-/// Resolves once every input has output and every offset is committed.
-async fn all_done(s: &Setup, stop: Arc<AtomicBool>, workers: &[Arc<Metrics>]) {
+/// Resolves once every input has output and every offset is committed; then stops the workers.
+async fn all_done(s: &Setup, stop: Arc<AtomicBool>, workers: &[Arc<Metrics>], dog: &Watchdog) {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (b, raw, out, dlq, group, n) = (
-            s.brokers.clone(),
-            s.raw.clone(),
-            s.out.clone(),
-            s.dlq.clone(),
-            s.group.clone(),
-            s.inputs,
-        );
-        let done = tokio::task::spawn_blocking(move || {
-            // (coverage first: it is the slow part, and committed offsets only grow)
-            coverage(&b, &out, &dlq, PARTITIONS).len() == n
-                && committed(&b, &group, &raw, PARTITIONS) == end_offsets(&b, &raw, PARTITIONS)
-        })
-        .await
-        .unwrap();
+        dog.stage(format!(
+            "workers running; reading back outputs and offsets ({} inputs)",
+            s.inputs
+        ));
+        let (c, com, end) = progress(s).await;
+        let done = c == s.inputs && com == end;
+        dog.stage(format!(
+            "workers running; last seen: {c}/{} inputs have output; committed {com:?}; end {end:?}",
+            s.inputs
+        ));
         if std::env::var_os("ALERTCTX_TEST_TRACE").is_some() {
-            let (c, com, end) = progress(s).await;
             eprintln!(
                 "progress: {c}/{} covered; committed {com:?}; end {end:?}",
                 s.inputs
             );
         }
         if done || stop.load(Ordering::SeqCst) {
+            dog.stage(format!(
+                "every input has output and every offset is committed ({} inputs); stop requested, waiting for the workers to drain and leave the group",
+                s.inputs
+            ));
             stop.store(true, Ordering::SeqCst);
             return;
         }
@@ -125,25 +163,10 @@ async fn all_done(s: &Setup, stop: Arc<AtomicBool>, workers: &[Arc<Metrics>]) {
             .unwrap();
         if Instant::now() >= deadline {
             // Say where it stands, so a failure on a CI machine can be read without a rerun.
-            let (c, com, end) = progress(s).await;
-            let state: Vec<String> = workers
-                .iter()
-                .map(|m| {
-                    let t = m.encode();
-                    format!(
-                        "consumed {}, in flight {}, produced ok {} failed {}, commits ok {} failed {}",
-                        metric_sum(&t, "alertctx_input_messages_total", &[]),
-                        metric_sum(&t, "alertctx_in_flight_messages", &[]),
-                        metric_sum(&t, "alertctx_produced_messages_total", &["result=\"ok\""]),
-                        metric_sum(&t, "alertctx_produced_messages_total", &["result=\"failed\""]),
-                        metric_sum(&t, "alertctx_offset_commits_total", &["result=\"ok\""]),
-                        metric_sum(&t, "alertctx_offset_commits_total", &["result=\"failed\""]),
-                    )
-                })
-                .collect();
             panic!(
-                "not everything was processed and committed in time: {c}/{} inputs have output; committed {com:?}, end {end:?}; workers: {state:?}",
-                s.inputs
+                "not everything was processed and committed in time: {c}/{} inputs have output; committed {com:?}, end {end:?}; workers: {:?}",
+                s.inputs,
+                worker_state(workers)
             );
         }
     }
@@ -168,7 +191,10 @@ fn assert_nothing_evicted(brokers: &str, topics: &[String]) {
     }
 }
 
-fn check(s: &Setup, label: &str) -> usize {
+fn check(s: &Setup, label: &str, dog: &Watchdog) -> usize {
+    dog.stage(format!(
+        "the workers have stopped; checking outputs, committed offsets and re-sends ({label})"
+    ));
     assert_nothing_evicted(&s.brokers, &[s.raw.clone(), s.out.clone(), s.dlq.clone()]);
     let cov = coverage(&s.brokers, &s.out, &s.dlq, PARTITIONS);
     assert_eq!(cov.len(), s.inputs, "{label}: every input has its output");
@@ -204,8 +230,18 @@ async fn run_worker(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_errors_are_retried_and_nothing_is_lost() {
     let _serial = serial();
+    let m = Arc::new(Metrics::new());
+    let dog = watchdog(
+        "produce_errors_are_retried_and_nothing_is_lost",
+        std::slice::from_ref(&m),
+    );
+    dog.stage("setting up the mock cluster and producing the inputs");
     let cluster = MockCluster::new(1).unwrap();
     let s = setup(&cluster, 8);
+    dog.stage(format!(
+        "{} inputs produced; the worker is starting",
+        s.inputs
+    ));
     // The next produce requests fail with retriable errors; librdkafka retries idempotently.
     cluster.request_errors(
         RDKafkaApiKey::Produce,
@@ -216,14 +252,13 @@ async fn produce_errors_are_retried_and_nothing_is_lost() {
         ],
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let m = Arc::new(Metrics::new());
     let (stats, _) = tokio::join!(
         run_worker(&s, stop.clone(), m.clone()),
-        all_done(&s, stop.clone(), std::slice::from_ref(&m))
+        all_done(&s, stop.clone(), std::slice::from_ref(&m), &dog)
     );
     assert_eq!(stats.messages as usize, s.inputs);
     assert_eq!(
-        check(&s, "produce errors"),
+        check(&s, "produce errors", &dog),
         0,
         "the idempotent producer's retries reach the topic once"
     );
@@ -232,10 +267,19 @@ async fn produce_errors_are_retried_and_nothing_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_then_up_loses_nothing() {
     let _serial = serial();
+    let m = Arc::new(Metrics::new());
+    let dog = watchdog(
+        "broker_down_then_up_loses_nothing",
+        std::slice::from_ref(&m),
+    );
+    dog.stage("setting up the mock cluster and producing the inputs");
     let cluster = MockCluster::new(1).unwrap();
     let s = setup(&cluster, 12);
+    dog.stage(format!(
+        "{} inputs produced; the worker is starting",
+        s.inputs
+    ));
     let stop = Arc::new(AtomicBool::new(false));
-    let m = Arc::new(Metrics::new());
     let outage = async {
         tokio::time::sleep(Duration::from_millis(400)).await;
         cluster.broker_down(1).unwrap();
@@ -244,21 +288,28 @@ async fn broker_down_then_up_loses_nothing() {
     };
     let (stats, _, _) = tokio::join!(
         run_worker(&s, stop.clone(), m.clone()),
-        all_done(&s, stop.clone(), std::slice::from_ref(&m)),
+        all_done(&s, stop.clone(), std::slice::from_ref(&m), &dog),
         outage
     );
     assert!(
         stats.messages as usize >= s.inputs,
         "every input consumed (some perhaps twice)"
     );
-    check(&s, "broker down then up");
+    check(&s, "broker down then up", &dog);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_commits_are_retried() {
     let _serial = serial();
+    let m = Arc::new(Metrics::new());
+    let dog = watchdog("failed_commits_are_retried", std::slice::from_ref(&m));
+    dog.stage("setting up the mock cluster and producing the inputs");
     let cluster = MockCluster::new(1).unwrap();
     let s = setup(&cluster, 8);
+    dog.stage(format!(
+        "{} inputs produced; the worker is starting",
+        s.inputs
+    ));
     cluster.request_errors(
         RDKafkaApiKey::OffsetCommit,
         &[
@@ -268,14 +319,13 @@ async fn failed_commits_are_retried() {
         ],
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let m = Arc::new(Metrics::new());
     let (stats, _) = tokio::join!(
         run_worker(&s, stop.clone(), m.clone()),
-        all_done(&s, stop.clone(), std::slice::from_ref(&m))
+        all_done(&s, stop.clone(), std::slice::from_ref(&m), &dog)
     );
     assert_eq!(stats.messages as usize, s.inputs);
     assert_eq!(
-        check(&s, "commit failures"),
+        check(&s, "commit failures", &dog),
         0,
         "a failed commit re-sends nothing while the member keeps its partitions"
     );
@@ -284,15 +334,21 @@ async fn failed_commits_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_mid_stream_loses_nothing() {
     let _serial = serial();
+    let (m1, m2) = (Arc::new(Metrics::new()), Arc::new(Metrics::new()));
+    let both = [m1.clone(), m2.clone()];
+    let dog = watchdog("a_rebalance_mid_stream_loses_nothing", &both);
+    dog.stage("setting up the mock cluster and producing the inputs");
     let cluster = MockCluster::new(1).unwrap();
     // Smaller than the others: the mock coordinator refuses the commit on revoke (a real one
     // accepts it), so the next owner re-sends what the first had done, and under load a few
     // rebalances in a row can re-send the topic twice over. That must still fit in the mock's
     // 5 MB per partition.
     let s = setup(&cluster, 6);
+    dog.stage(format!(
+        "{} inputs produced; the first member is starting, the second joins 300 ms later",
+        s.inputs
+    ));
     let stop = Arc::new(AtomicBool::new(false));
-    let (m1, m2) = (Arc::new(Metrics::new()), Arc::new(Metrics::new()));
-    let both = [m1.clone(), m2.clone()];
     let second = async {
         // Join once the first member is under way: its partitions are revoked mid-batch.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -301,12 +357,12 @@ async fn a_rebalance_mid_stream_loses_nothing() {
     let (a, b, _) = tokio::join!(
         run_worker(&s, stop.clone(), m1.clone()),
         second,
-        all_done(&s, stop.clone(), &both)
+        all_done(&s, stop.clone(), &both, &dog)
     );
     assert!(
         a.messages > 0 && b.messages > 0,
         "both members worked: {a:?} {b:?}"
     );
     assert!((a.messages + b.messages) as usize >= s.inputs);
-    check(&s, "rebalance mid-stream");
+    check(&s, "rebalance mid-stream", &dog);
 }

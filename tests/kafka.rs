@@ -2,24 +2,40 @@
 //! starts it): every message ends as a bundle, a folded duplicate or a dead letter; offsets
 //! are committed to the end; `/metrics` reports what was sent; and a worker killed with
 //! SIGKILL mid-stream loses nothing.
+//!
+//! Each test runs under a [`Watchdog`] that aborts the process, saying which test and where,
+//! if the test runs past [`WATCHDOG_LIMIT`]: a hang in a synchronous librdkafka call would
+//! otherwise block the test's own deadlines and hold CI.
 
 mod common;
 
 use alertctx::metrics::Metrics;
 use common::kafka::*;
+use common::watchdog::Watchdog;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 4;
 
+/// Past every deadline of the slowest test here (the SIGKILL test: 120 s + 300 s, then reading
+/// 100k+ outputs back), on a 2-core machine running the three at once.
+const WATCHDOG_LIMIT: Duration = Duration::from_secs(12 * 60);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_is_accounted_for_and_metrics_report_it() {
+    let dog = Watchdog::start(
+        "every_message_is_accounted_for_and_metrics_report_it",
+        WATCHDOG_LIMIT,
+    );
     let b = brokers();
     let (raw, out, dlq, group) = fresh_topics(&b, PARTITIONS).await;
     let payloads = example_payloads(3);
     let n = produce(&b, &raw, &payloads) as f64;
     let listen = free_addr();
     let cfg = worker_config(&b, &group, &raw, &out, &dlq, true, &listen);
+    dog.stage(format!(
+        "{n} inputs produced; the worker runs until it has consumed and committed them all"
+    ));
     let scraped = Arc::new(Mutex::new(String::new()));
     let (s2, l2, b2, g2, r2) = (
         scraped.clone(),
@@ -63,6 +79,7 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
     let stats = alertctx::worker::run(&cfg, Arc::new(Metrics::new()), shutdown)
         .await
         .unwrap();
+    dog.stage("the worker has stopped; checking outputs, metrics and replays");
 
     // Every produced message was consumed once and ended as exactly one of the three.
     assert_eq!(stats.messages as f64, n);
@@ -234,6 +251,7 @@ max_in_flight = 2000
 
 #[test]
 fn a_worker_killed_mid_stream_loses_nothing() {
+    let dog = Watchdog::start("a_worker_killed_mid_stream_loses_nothing", WATCHDOG_LIMIT);
     let b = brokers();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (raw, out, dlq, group) = rt.block_on(fresh_topics(&b, PARTITIONS));
@@ -259,6 +277,9 @@ fn a_worker_killed_mid_stream_loses_nothing() {
     };
 
     // First worker: killed without warning once part of the stream is through.
+    dog.stage(format!(
+        "{n} inputs produced; the first worker runs until it is killed"
+    ));
     let mut first = spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
     while outputs(&b) < (n / 10) as i64 {
@@ -274,6 +295,9 @@ fn a_worker_killed_mid_stream_loses_nothing() {
     );
 
     // Second worker: resumes from the committed offsets.
+    dog.stage(format!(
+        "the first worker was killed after {at_kill} outputs; the second runs until every input has output"
+    ));
     let mut second = spawn();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -294,6 +318,7 @@ fn a_worker_killed_mid_stream_loses_nothing() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    dog.stage("every input has output; the second worker was sent SIGTERM and drains");
     unsafe {
         libc_kill(second.id() as i32, 15);
     }
@@ -331,10 +356,20 @@ async fn a_member_joining_mid_stream_loses_nothing_on_the_real_broker() {
     // are split between them (the first member's revoke drains and commits), and every input
     // still ends with its output and its offset committed. Dedup is off, so every input has
     // at least one output to look for.
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dog = Watchdog::start(
+        "a_member_joining_mid_stream_loses_nothing_on_the_real_broker",
+        WATCHDOG_LIMIT,
+    );
     let b = brokers();
     let (raw, out, dlq, group) = fresh_topics(&b, PARTITIONS).await;
-    let n = produce(&b, &raw, &example_payloads(60));
+    let first_part = produce(&b, &raw, &example_payloads(20));
+    dog.stage(format!(
+        "{first_part} inputs produced; the first member runs, the second joins once it is under way"
+    ));
+    // What is written after the first part, while the second member joins.
+    let later = Arc::new(AtomicUsize::new(0));
+    let fed = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let (m1, m2) = (Arc::new(Metrics::new()), Arc::new(Metrics::new()));
     let member = |m: Arc<Metrics>| {
@@ -350,49 +385,95 @@ async fn a_member_joining_mid_stream_loses_nothing_on_the_real_broker() {
         }
     };
     let consumed = |m: &Metrics| metric_sum(&m.encode(), "alertctx_input_messages_total", &[]);
-    let second = async {
-        // Join once the first member, which holds every partition, has done a part of the
-        // topic. (Which of its partitions it has reached by then is up to the fetch order;
-        // the mock-cluster test in tests/faults.rs joins mid-batch under load.)
+    let first_has_started = || async {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while consumed(&m1) < (n / 10) as f64 {
+        while consumed(&m1) < (first_part / 10) as f64 {
             assert!(Instant::now() < deadline, "the first member did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(
-            consumed(&m1) < n as f64,
-            "the first member finished before the second joined"
-        );
+    };
+    // The second member joins once the first, which holds every partition, has done a part
+    // of the topic. (Which of its partitions it has reached by then is up to the fetch
+    // order; the mock-cluster test in tests/faults.rs joins mid-batch under load.)
+    let second = async {
+        first_has_started().await;
         member(m2.clone()).await
     };
+    // From the same moment the rest of the topic is written in small chunks, and goes on
+    // being written until the second member has consumed something: the join lands while
+    // the first member is busy however fast it is, and the second gets work whatever the
+    // rebalance takes. (A fixed topic written up front raced the first member.)
+    let feed = async {
+        first_has_started().await;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while consumed(&m2) == 0.0 {
+            assert!(
+                Instant::now() < deadline,
+                "the second member never consumed"
+            );
+            let (b2, r2) = (b.clone(), raw.clone());
+            let k = tokio::task::spawn_blocking(move || produce(&b2, &r2, &example_payloads(1)))
+                .await
+                .unwrap();
+            later.fetch_add(k, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        dog.stage(format!(
+            "the second member has consumed; {} inputs in all, waiting until every offset is committed",
+            first_part + later.load(Ordering::SeqCst)
+        ));
+        fed.store(true, Ordering::SeqCst);
+    };
     let done = async {
-        let deadline = Instant::now() + Duration::from_secs(180);
+        let deadline = Instant::now() + Duration::from_secs(240);
         loop {
             tokio::time::sleep(Duration::from_millis(300)).await;
+            if !fed.load(Ordering::SeqCst) {
+                assert!(Instant::now() < deadline, "still writing at the deadline");
+                continue;
+            }
             let (b2, g2, r2) = (b.clone(), group.clone(), raw.clone());
             let caught_up = tokio::task::spawn_blocking(move || {
                 committed(&b2, &g2, &r2, PARTITIONS) == end_offsets(&b2, &r2, PARTITIONS)
             })
             .await
             .unwrap();
-            if caught_up && consumed(&m2) > 0.0 {
+            if caught_up {
+                dog.stage("every offset committed; stop requested, waiting for both members to drain and leave the group");
                 stop.store(true, Ordering::SeqCst);
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "not caught up: {} + {} of {n} consumed",
+                "not caught up: {} + {} of {} consumed",
                 consumed(&m1),
-                consumed(&m2)
+                consumed(&m2),
+                first_part + later.load(Ordering::SeqCst)
             );
         }
     };
-    let (s1, s2, _) = tokio::join!(member(m1.clone()), second, done);
+    let (s1, s2, _, _) = tokio::join!(member(m1.clone()), second, feed, done);
+    let n = first_part + later.load(Ordering::SeqCst);
+    dog.stage("both members have stopped; checking outputs and offsets");
     assert!(
         s1.messages > 0 && s2.messages > 0,
         "both members worked: {s1:?} {s2:?}"
     );
     assert!((s1.messages + s2.messages) as usize >= n);
+    // The topic holds exactly what was written (the count below is against the topic, not
+    // against what the test believes it wrote), and after both members have drained and left,
+    // the group's offsets are at its end.
+    let end = end_offsets(&b, &raw, PARTITIONS);
+    assert_eq!(
+        end.values().sum::<i64>(),
+        n as i64,
+        "the raw topic holds the {n} inputs written"
+    );
+    assert_eq!(
+        committed(&b, &group, &raw, PARTITIONS),
+        end,
+        "after both members left every offset is committed"
+    );
     let cov = coverage(&b, &out, &dlq, PARTITIONS);
     assert_eq!(cov.len(), n, "every input has its output");
     let again = resent(&b, &out, &dlq, PARTITIONS);

@@ -3,7 +3,7 @@
 
 use super::Shared;
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
@@ -145,7 +145,10 @@ impl ConsumerContext for ConsumeCtx {
             }
         }
         if commit.count() > 0 {
-            let result = consumer.commit(&commit, CommitMode::Sync);
+            // Synchronous, but bounded: this runs inside a poll of the consumer (the worker's
+            // loop, or the close when leaving the group), which must not wait forever.
+            let budget = self.shared.drain_budget(self.drain);
+            let result = super::commit_within(consumer, &commit, budget);
             self.shared
                 .metrics
                 .commits
@@ -156,7 +159,7 @@ impl ConsumerContext for ConsumeCtx {
                     tracing::info!(partitions = commit.count(), "committed revoked partitions")
                 }
                 Err(e) => {
-                    tracing::warn!(%e, "final commit on revoke failed; the next owner reprocesses from the previous commit")
+                    tracing::warn!(%e, ?budget, "final commit on revoke failed or went unanswered; the next owner reprocesses from the previous commit")
                 }
             }
         }

@@ -7,6 +7,12 @@
 //! (synchronously) every `commit_interval`. A revoke flushes the producer and commits the revoked partitions
 //! synchronously; so does shutdown (SIGTERM, SIGINT) within `drain_timeout`. An output that
 //! fails for good stops the worker without committing past it: the next owner reprocesses.
+//!
+//! No librdkafka call the worker makes waits without limit: a synchronous commit waits at most
+//! `drain_timeout` for its answer ([`commit_within`]; librdkafka's own sync commit waits forever
+//! for a reply that can be lost), and leaving the group (unsubscribe, and the consumer's close,
+//! which rust-rdkafka runs on drop as a loop until librdkafka says closed) runs on a thread of
+//! its own that the shutdown waits for only until the drain deadline ([`leave_group`]).
 
 pub mod context;
 pub mod drain;
@@ -21,7 +27,7 @@ use anyhow::Context as _;
 use context::{ConsumeCtx, Pending, ProduceCtx};
 use offsets::Offsets;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -225,7 +231,7 @@ pub async fn run_with(
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break Ok(()),
-                _ = ticker.tick() => commit(&consumer, &shared),
+                _ = ticker.tick() => commit(&consumer, &shared, drain),
                 _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
             continue;
@@ -233,7 +239,7 @@ pub async fn run_with(
         tokio::select! {
             biased;
             _ = &mut shutdown => break Ok(()),
-            _ = ticker.tick() => commit(&consumer, &shared),
+            _ = ticker.tick() => commit(&consumer, &shared, drain),
             msg = consumer.recv() => match msg {
                 Err(e) => tracing::warn!(%e, "consume error"),
                 Ok(m) => {
@@ -314,16 +320,67 @@ pub async fn run_with(
     };
 
     // Drain and commit synchronously: flush, commit, leave the group (whose revoke flushes and
-    // commits again) all within one `drain_timeout`.
+    // commits again) all within one `drain_timeout`. Each step gets what is left of the deadline
+    // and none blocks this thread past it.
     shared.begin_shutdown(drain);
-    if let Err(e) = producer.flush(shared.drain_budget(drain)) {
-        tracing::warn!(%e, "drain did not finish in time; unacknowledged output is reprocessed after restart");
+    let budget = shared.drain_budget(drain);
+    let p = producer.clone();
+    // On a blocking thread: a flush waits up to its budget, and other tasks of this thread (the
+    // HTTP endpoint on a current-thread runtime, another member in a test) go on meanwhile.
+    match tokio::task::spawn_blocking(move || p.flush(budget)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(%e, "drain did not finish in time; unacknowledged output is reprocessed after restart")
+        }
+        Err(e) => {
+            tracing::warn!(%e, "the drain's flush did not complete; unacknowledged output is reprocessed after restart")
+        }
     }
-    commit(&consumer, &shared);
-    consumer.unsubscribe();
+    commit(&consumer, &shared, shared.drain_budget(drain));
+    leave_group(consumer, producer, shared.drain_budget(drain)).await;
     server.abort();
     tracing::info!(?stats, "worker stopped");
     result.map(|_| stats)
+}
+
+/// Leave the group and release the clients, waiting at most `budget`.
+///
+/// The consumer's close is the one step librdkafka gives no timeout: rust-rdkafka's drop calls
+/// `rd_kafka_consumer_close_queue` and polls until librdkafka reports the consumer closed, which
+/// it does only once the revoke has run, outstanding commits and the LeaveGroup have been
+/// answered; a reply that never comes leaves it polling forever. So unsubscribe, the close (whose
+/// revoke flushes and commits within what is left of the drain deadline) and the producer's
+/// release run on a thread of their own, and the shutdown waits for that thread only until the
+/// deadline. A close that has not finished by then is left running: nothing is committed past
+/// acknowledged output either way, and the group evicts the member after `session.timeout.ms`.
+async fn leave_group(
+    consumer: StreamConsumer<ConsumeCtx>,
+    producer: Arc<ThreadedProducer<ProduceCtx>>,
+    budget: Duration,
+) {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("alertctx-leave".into())
+        .spawn(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+            // The last reference but the consumer context's, which the close has released:
+            // stopping the producer's poll thread and destroying it happens here too.
+            drop(producer);
+            let _ = done_tx.send(());
+        });
+    if let Err(e) = spawned {
+        // The closure, and the clients with it, were dropped on this thread.
+        tracing::warn!(%e, "could not start a thread to leave the group; left it on this one");
+        return;
+    }
+    match tokio::time::timeout(budget, done_rx).await {
+        Ok(_) => tracing::debug!("left the group"),
+        Err(_) => tracing::warn!(
+            ?budget,
+            "leaving the group did not finish within the drain deadline; the close goes on in the background and the group evicts this member after session.timeout.ms"
+        ),
+    }
 }
 
 /// The dead-letter message: original bytes as the value, the rest in headers.
@@ -395,8 +452,10 @@ where
 
 /// Commit every owned partition whose committable offset moved forward. Commits are
 /// synchronous: one round trip per `commit_interval`, and the result is known before the
-/// bookkeeping moves on (an async commit's callback would only arrive on a later poll).
-fn commit(consumer: &StreamConsumer<ConsumeCtx>, shared: &Shared) {
+/// bookkeeping moves on (an async commit's callback would only arrive on a later poll). The wait
+/// for the answer is bounded by `timeout` ([`commit_within`]); an unanswered commit counts as
+/// failed and is retried at the next interval.
+fn commit(consumer: &StreamConsumer<ConsumeCtx>, shared: &Shared, timeout: Duration) {
     let plan = shared.offsets.lock().expect("offsets lock").commit_plan();
     if plan.is_empty() {
         return;
@@ -405,7 +464,7 @@ fn commit(consumer: &StreamConsumer<ConsumeCtx>, shared: &Shared) {
     for (t, p, o) in &plan {
         let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
     }
-    match consumer.commit(&tpl, CommitMode::Sync) {
+    match commit_within(consumer, &tpl, timeout) {
         Ok(()) => {
             shared.metrics.commits.with_label_values(&["ok"]).inc();
             let mut offsets = shared.offsets.lock().expect("offsets lock");
@@ -415,7 +474,122 @@ fn commit(consumer: &StreamConsumer<ConsumeCtx>, shared: &Shared) {
         }
         Err(e) => {
             shared.metrics.commits.with_label_values(&["failed"]).inc();
-            tracing::warn!(%e, "offset commit failed; retried at the next interval");
+            tracing::warn!(%e, ?timeout, "offset commit failed or went unanswered; retried at the next interval");
         }
+    }
+}
+
+/// A synchronous offset commit that waits at most `timeout` for the coordinator's answer.
+///
+/// `rd_kafka_commit` in sync mode (`CommitMode::Sync`) waits for its reply without limit; a
+/// commit deferred while the coordinator is unknown, or a reply lost in a rebalance, blocks the
+/// calling thread for good. This sends the same commit with `rd_kafka_commit_queue` to a queue of
+/// its own and polls that queue with the timeout. On timeout the queue is destroyed, which
+/// disables it: a late reply is discarded by librdkafka, and the commit itself may still land
+/// (it only ever carries offsets behind acknowledged output). A timeout is reported as
+/// `ConsumerCommit(OperationTimedOut)`.
+pub fn commit_within<C, K>(
+    consumer: &K,
+    offsets: &TopicPartitionList,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<()>
+where
+    C: ConsumerContext,
+    K: Consumer<C> + ?Sized,
+{
+    use rdkafka::bindings as rd;
+    use rdkafka::types::RDKafkaRespErr;
+    let rk = consumer.client().native_ptr();
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `rk` is the live client `consumer` borrows, `offsets.ptr()` a valid list that
+    // librdkafka copies before returning; the queue is created, polled and destroyed here, and
+    // the event, when one comes, is destroyed after its error code is read.
+    let err = unsafe {
+        let queue = rd::rd_kafka_queue_new(rk);
+        let mut err =
+            rd::rd_kafka_commit_queue(rk, offsets.ptr(), queue, None, std::ptr::null_mut());
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+            let event = rd::rd_kafka_queue_poll(queue, timeout_ms);
+            if event.is_null() {
+                err = RDKafkaRespErr::RD_KAFKA_RESP_ERR__TIMED_OUT;
+            } else {
+                err = rd::rd_kafka_event_error(event);
+                rd::rd_kafka_event_destroy(event);
+            }
+        }
+        rd::rd_kafka_queue_destroy(queue);
+        err
+    };
+    if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+        Ok(())
+    } else {
+        Err(KafkaError::ConsumerCommit(err.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::mocking::MockCluster;
+
+    fn group_consumer(brokers: &str) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "commit-within")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer")
+    }
+
+    fn offset_7() -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("raw", 0, Offset::Offset(7))
+            .expect("offset");
+        tpl
+    }
+
+    #[test]
+    fn commit_within_commits_and_returns_the_answer() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("raw", 1, 1).expect("topic");
+        let c = group_consumer(&cluster.bootstrap_servers());
+        commit_within(&c, &offset_7(), Duration::from_secs(30)).expect("committed");
+        let mut ask = TopicPartitionList::new();
+        ask.add_partition("raw", 0);
+        let got = c
+            .committed_offsets(ask, Duration::from_secs(10))
+            .expect("committed offsets");
+        assert_eq!(
+            got.find_partition("raw", 0).map(|e| e.offset()),
+            Some(Offset::Offset(7))
+        );
+    }
+
+    #[test]
+    fn commit_within_gives_up_at_its_timeout_when_no_answer_comes() {
+        // With the only broker down there is no coordinator: librdkafka defers the commit for
+        // up to session.timeout.ms (45 s), and a CommitMode::Sync commit would wait that long,
+        // or forever for a reply that is lost. This one returns at its timeout.
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("raw", 1, 1).expect("topic");
+        cluster.broker_down(1).expect("broker down");
+        let c = group_consumer(&cluster.bootstrap_servers());
+        let t0 = Instant::now();
+        let e = commit_within(&c, &offset_7(), Duration::from_millis(500)).unwrap_err();
+        let took = t0.elapsed();
+        assert!(
+            matches!(
+                e,
+                KafkaError::ConsumerCommit(RDKafkaErrorCode::OperationTimedOut)
+            ),
+            "{e:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(450) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        // Back up, so that the consumer's close on drop finds its coordinator.
+        cluster.broker_up(1).expect("broker up");
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod watchdog;
 
 use alertctx::config::Config;
 use alertctx::decode::framing::frame_all;
