@@ -81,8 +81,17 @@ pub fn parse<'a>(buf: &'a mut [u8], limits: &Limits) -> Result<Value<'a>, Decode
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         ));
     }
-    simd_json::to_borrowed_value(buf)
+    BUFFERS
+        .with_borrow_mut(|b| simd_json::value::borrowed::to_value_with_buffers(buf, b))
         .map_err(|e| DecodeError::new(Reason::InvalidJson, e.to_string()))
+}
+
+thread_local! {
+    /// simd-json's scratch (structural indexes, stack, string buffer), kept from record to
+    /// record on each thread instead of allocated, zeroed, for every one. It grows to the
+    /// largest record the thread has parsed (at most `max_record_bytes` and its indexes).
+    static BUFFERS: std::cell::RefCell<simd_json::Buffers> =
+        std::cell::RefCell::new(simd_json::Buffers::default());
 }
 
 /// Split an envelope into its records: a top-level array, CloudTrail's `{"Records": [...]}`,
