@@ -69,6 +69,12 @@ pub trait Doc {
     fn text(&self, path: &CPath) -> Option<Cow<'_, str>>;
     /// Whether `path` holds a present, non-empty value.
     fn present(&self, path: &CPath) -> bool;
+    /// `test` applied to [`text`](Doc::text): `None` exactly when `text` is. For documents
+    /// that can lend the text of a number from the stack instead of a new `String`, which
+    /// is what conditions on `class_uid` and the like read.
+    fn test_text(&self, path: &CPath, test: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        self.text(path).map(|t| test(&t))
+    }
 }
 
 /// A compiled condition.
@@ -168,42 +174,157 @@ impl Cond {
             Cond::Any(cs) => cs.iter().any(|c| c.eval(doc)),
             Cond::Not(c) => !c.eval(doc),
             Cond::Has(p) => doc.present(p),
-            Cond::Test(p, op, ci) => {
-                let Some(text) = doc.text(p) else {
-                    return false;
-                };
-                let text: Cow<str> = if *ci && !matches!(op, Op::Matches(_)) {
-                    Cow::Owned(text.to_lowercase())
-                } else {
-                    text
-                };
-                match op {
-                    Op::Eq(v) => text == v.as_str(),
-                    Op::In(vs) => vs.iter().any(|v| text == v.as_str()),
-                    Op::Prefix(v) => text.starts_with(v.as_str()),
-                    Op::Suffix(v) => text.ends_with(v.as_str()),
-                    Op::Contains(v) => text.contains(v.as_str()),
-                    Op::Matches(re) => re.is_match(&text),
-                    Op::Gte(lo) => text.parse::<f64>().is_ok_and(|n| n >= *lo),
-                    Op::Lte(hi) => text.parse::<f64>().is_ok_and(|n| n <= *hi),
-                    Op::Range(lo, hi) => text.parse::<f64>().is_ok_and(|n| n >= *lo && n <= *hi),
-                }
-            }
+            Cond::Test(p, op, ci) => doc
+                .test_text(p, &mut |text| op.holds(text, *ci))
+                .unwrap_or(false),
         }
     }
 }
 
-impl Doc for serde_json::Value {
-    fn text(&self, path: &CPath) -> Option<Cow<'_, str>> {
-        match crate::path::get(self, path.raw())? {
-            serde_json::Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-            serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
-            serde_json::Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-            _ => None,
+impl Op {
+    /// Whether a field's text passes the operator. With `ci` the text is compared as
+    /// `to_lowercase` makes it (the operands were lowercased when compiled), except by
+    /// regular expressions, which were built case-insensitive. ASCII text is compared
+    /// byte by byte without being copied, with the same outcome.
+    fn holds(&self, text: &str, ci: bool) -> bool {
+        if !ci || matches!(self, Op::Matches(_)) {
+            return self.holds_exact(text);
+        }
+        if text.is_ascii() {
+            let t = text.as_bytes();
+            match self {
+                Op::Eq(v) => return eq_lowered(t, v.as_bytes()),
+                Op::In(vs) => return vs.iter().any(|v| eq_lowered(t, v.as_bytes())),
+                Op::Prefix(v) => {
+                    return t.len() >= v.len() && eq_lowered(&t[..v.len()], v.as_bytes())
+                }
+                Op::Suffix(v) => {
+                    return t.len() >= v.len() && eq_lowered(&t[t.len() - v.len()..], v.as_bytes())
+                }
+                Op::Contains(v) => {
+                    return v.is_empty() || t.windows(v.len()).any(|w| eq_lowered(w, v.as_bytes()))
+                }
+                Op::Matches(_) | Op::Gte(_) | Op::Lte(_) | Op::Range(..) => {}
+            }
+        }
+        self.holds_exact(&text.to_lowercase())
+    }
+
+    /// [`holds`](Op::holds) on the text as it is.
+    fn holds_exact(&self, text: &str) -> bool {
+        match self {
+            Op::Eq(v) => text == v,
+            Op::In(vs) => vs.iter().any(|v| text == v),
+            Op::Prefix(v) => text.starts_with(v.as_str()),
+            Op::Suffix(v) => text.ends_with(v.as_str()),
+            Op::Contains(v) => text.contains(v.as_str()),
+            Op::Matches(re) => re.is_match(text),
+            Op::Gte(lo) => text.parse::<f64>().is_ok_and(|n| n >= *lo),
+            Op::Lte(hi) => text.parse::<f64>().is_ok_and(|n| n <= *hi),
+            Op::Range(lo, hi) => text.parse::<f64>().is_ok_and(|n| n >= *lo && n <= *hi),
         }
     }
+}
+
+/// Whether ASCII `text`, lowercased, is `lowered`: `text.to_lowercase() == lowered` without
+/// the copy (for ASCII, `to_lowercase` only maps `A`–`Z`).
+fn eq_lowered(text: &[u8], lowered: &[u8]) -> bool {
+    text.len() == lowered.len()
+        && text
+            .iter()
+            .zip(lowered)
+            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+}
+
+/// The text of a JSON number, as `to_string` writes it, in a buffer on the stack.
+struct NumberText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl std::fmt::Write for NumberText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// `test` applied to the text of `n`, written on the stack. Integers are written here digit
+/// by digit (the same digits as `to_string`, without the formatting machinery); floats through
+/// `Display`, whose longest text is 24 characters (ryu's), with a `String` past 40.
+fn test_number(n: &serde_json::Number, test: &mut dyn FnMut(&str) -> bool) -> bool {
+    use std::fmt::Write;
+    let mut digits = [0u8; 20 + 1];
+    if let Some(u) = n.as_u64() {
+        return test(integer_text(&mut digits, u, false));
+    }
+    if let Some(i) = n.as_i64() {
+        return test(integer_text(&mut digits, i.unsigned_abs(), i < 0));
+    }
+    let mut t = NumberText {
+        buf: [0; 40],
+        len: 0,
+    };
+    match write!(t, "{n}") {
+        Ok(()) => test(std::str::from_utf8(&t.buf[..t.len]).expect("written from a str")),
+        Err(_) => test(&n.to_string()),
+    }
+}
+
+/// The decimal text of an integer of `magnitude`, `-` first when `negative`, at the end of
+/// `buf` (20 digits and a sign at most).
+fn integer_text(buf: &mut [u8; 21], magnitude: u64, negative: bool) -> &str {
+    let mut start = buf.len();
+    let mut m = magnitude;
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if negative {
+        start -= 1;
+        buf[start] = b'-';
+    }
+    std::str::from_utf8(&buf[start..]).expect("ASCII digits")
+}
+
+impl Doc for serde_json::Value {
+    fn text(&self, path: &CPath) -> Option<Cow<'_, str>> {
+        json_text(crate::path::get_cpath(self, path)?)
+    }
     fn present(&self, path: &CPath) -> bool {
-        crate::path::is_present(self, path.raw())
+        crate::path::holds_value(crate::path::get_cpath(self, path))
+    }
+    fn test_text(&self, path: &CPath, test: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        test_json_text(crate::path::get_cpath(self, path)?, test)
+    }
+}
+
+/// The text form of a JSON scalar, as conditions read it; `None` for null and containers.
+pub fn json_text(v: &serde_json::Value) -> Option<Cow<'_, str>> {
+    match v {
+        serde_json::Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        serde_json::Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        _ => None,
+    }
+}
+
+/// `test` applied to [`json_text`], numbers written on the stack.
+pub fn test_json_text(v: &serde_json::Value, test: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+    match v {
+        serde_json::Value::String(s) => Some(test(s)),
+        serde_json::Value::Number(n) => Some(test_number(n, test)),
+        serde_json::Value::Bool(b) => Some(test(if *b { "true" } else { "false" })),
+        _ => None,
     }
 }
 
@@ -268,6 +389,136 @@ mod tests {
         )
         .eval(&doc));
         assert!(!cond(r#"when = { field = "missing", eq = "x" }"#).eval(&doc));
+    }
+
+    #[test]
+    fn case_insensitive_tests_agree_with_lowercasing() {
+        let doc =
+            json!({"a": "PowerShell.EXE", "u": "ÉCOLE Straße", "k": "\u{212A}elvin", "e": ""});
+        let holds = |src: &str| cond(src).eval(&doc);
+        // ASCII text: compared without a copy.
+        assert!(holds(
+            r#"when = { field = "a", eq = "powershell.exe", ci = true }"#
+        ));
+        assert!(holds(
+            r#"when = { field = "a", eq = "POWERSHELL.exe", ci = true }"#
+        ));
+        assert!(!holds(
+            r#"when = { field = "a", eq = "powershell.ex", ci = true }"#
+        ));
+        assert!(holds(
+            r#"when = { field = "a", in = ["x", "PowerShell.exe"], ci = true }"#
+        ));
+        assert!(holds(
+            r#"when = { field = "a", prefix = "POWER", ci = true }"#
+        ));
+        assert!(!holds(
+            r#"when = { field = "a", prefix = "PowerShell.EXE!", ci = true }"#
+        ));
+        assert!(holds(
+            r#"when = { field = "a", suffix = ".Exe", ci = true }"#
+        ));
+        assert!(holds(
+            r#"when = { field = "a", contains = "SHELL", ci = true }"#
+        ));
+        assert!(holds(r#"when = { field = "a", contains = "", ci = true }"#));
+        assert!(!holds(
+            r#"when = { field = "a", contains = "shellx", ci = true }"#
+        ));
+        assert!(holds(r#"when = { field = "e", eq = "", ci = true }"#));
+        // Text that lowercases to ASCII from elsewhere (KELVIN SIGN is `k`).
+        assert!(holds(r#"when = { field = "k", eq = "kelvin", ci = true }"#));
+        // Non-ASCII text: lowercased as before.
+        assert!(holds(
+            r#"when = { field = "u", eq = "école straße", ci = true }"#
+        ));
+        assert!(holds(r#"when = { field = "u", prefix = "éc", ci = true }"#));
+        assert!(!holds(r#"when = { field = "u", eq = "école straße" }"#));
+        // Every operator, on a set of texts, against the rule it replaces.
+        let texts = [
+            "PowerShell.EXE",
+            "",
+            "A",
+            "ÉCOLE",
+            "\u{212A}",
+            "1E3",
+            "INF",
+            "x-Y_z",
+        ];
+        let operands = [
+            "",
+            "a",
+            "powershell.exe",
+            "shell",
+            ".exe",
+            "école",
+            "k",
+            "1e3",
+            "inf",
+        ];
+        for t in texts {
+            for v in operands {
+                let ops = [
+                    Op::Eq(v.into()),
+                    Op::In(vec!["zz".into(), v.into()]),
+                    Op::Prefix(v.into()),
+                    Op::Suffix(v.into()),
+                    Op::Contains(v.into()),
+                    Op::Gte(1.0),
+                    Op::Lte(1e4),
+                    Op::Range(0.0, 1e9),
+                ];
+                for op in ops {
+                    let want = op.holds_exact(&t.to_lowercase());
+                    assert_eq!(op.holds(t, true), want, "{op:?} on {t:?}");
+                    assert_eq!(op.holds(t, false), op.holds_exact(t), "{op:?} on {t:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_tested_in_their_text_form() {
+        let doc = json!({"i": 4624, "neg": -12, "big": u64::MAX, "f": 1.5, "tiny": 1e-300,
+            "t": true, "s": "x", "n": null, "o": {"a": 1}, "l": [1]});
+        for p in [
+            "i", "neg", "big", "f", "tiny", "t", "s", "n", "o", "l", "missing",
+        ] {
+            let path = CPath::new(p);
+            let mut seen = None;
+            let got = doc.test_text(&path, &mut |t| {
+                seen = Some(t.to_string());
+                true
+            });
+            let want = doc.text(&path).map(|t| t.into_owned());
+            assert_eq!(got.is_some(), want.is_some(), "{p}");
+            assert_eq!(seen, want, "{p}");
+        }
+        let ints = json!([
+            0,
+            7,
+            10,
+            -1,
+            -10,
+            4624,
+            i64::MIN,
+            i64::MAX,
+            u64::MAX,
+            -0.0,
+            0.5
+        ]);
+        for (k, n) in ints.as_array().unwrap().iter().enumerate() {
+            let mut seen = String::new();
+            test_number(n.as_number().unwrap(), &mut |t| {
+                seen = t.to_string();
+                true
+            });
+            assert_eq!(seen, n.to_string(), "item {k}");
+        }
+        assert!(cond(r#"when = { field = "big", eq = "18446744073709551615" }"#).eval(&doc));
+        assert!(cond(r#"when = { field = "f", eq = "1.5" }"#).eval(&doc));
+        assert!(cond(r#"when = { field = "tiny", eq = "1e-300" }"#).eval(&doc));
+        assert!(cond(r#"when = { field = "neg", in = [-12] }"#).eval(&doc));
     }
 
     #[test]

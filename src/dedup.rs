@@ -10,6 +10,7 @@
 //!
 //! [`decide`] is the pure decision; [`Deduper`] holds the state around it.
 
+use crate::path::JPath;
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -43,8 +44,17 @@ impl Default for DedupConfig {
 
 /// Default key fields per class.
 pub fn default_fields(class_uid: u32) -> &'static [&'static str] {
-    match class_uid {
-        2004 => &[
+    DEFAULT_FIELDS
+        .iter()
+        .find(|(uid, _)| *uid == class_uid)
+        .map_or(&[], |(_, fields)| fields)
+}
+
+/// The classes with default key fields, and their fields.
+const DEFAULT_FIELDS: &[(u32, &[&str])] = &[
+    (
+        2004,
+        &[
             "finding_info.uid",
             "finding_info.title",
             "src_endpoint.ip",
@@ -52,7 +62,10 @@ pub fn default_fields(class_uid: u32) -> &'static [&'static str] {
             "device.hostname",
             "device.uid",
         ],
-        3002 => &[
+    ),
+    (
+        3002,
+        &[
             "metadata.event_code",
             "activity_id",
             "status_id",
@@ -64,7 +77,10 @@ pub fn default_fields(class_uid: u32) -> &'static [&'static str] {
             "dst_endpoint.hostname",
             "device.hostname",
         ],
-        4001 => &[
+    ),
+    (
+        4001,
+        &[
             "activity_id",
             "device.hostname",
             "src_endpoint.ip",
@@ -72,7 +88,10 @@ pub fn default_fields(class_uid: u32) -> &'static [&'static str] {
             "dst_endpoint.port",
             "connection_info.protocol_name",
         ],
-        4002 => &[
+    ),
+    (
+        4002,
+        &[
             "src_endpoint.ip",
             "dst_endpoint.ip",
             "http_request.http_method",
@@ -80,7 +99,10 @@ pub fn default_fields(class_uid: u32) -> &'static [&'static str] {
             "http_request.url.path",
             "http_response.code",
         ],
-        4003 => &[
+    ),
+    (
+        4003,
+        &[
             "device.hostname",
             "src_endpoint.ip",
             "src_endpoint.hostname",
@@ -88,20 +110,29 @@ pub fn default_fields(class_uid: u32) -> &'static [&'static str] {
             "query.type",
             "rcode_id",
         ],
-        1007 => &[
+    ),
+    (
+        1007,
+        &[
             "activity_id",
             "device.hostname",
             "process.cmd_line",
             "process.file.path",
             "actor.process.file.path",
         ],
-        1001 => &[
+    ),
+    (
+        1001,
+        &[
             "activity_id",
             "device.hostname",
             "file.path",
             "actor.process.file.path",
         ],
-        6003 => &[
+    ),
+    (
+        6003,
+        &[
             "api.operation",
             "api.service.name",
             "resources.0.uid",
@@ -111,9 +142,8 @@ pub fn default_fields(class_uid: u32) -> &'static [&'static str] {
             "src_endpoint.ip",
             "status_id",
         ],
-        _ => &[],
-    }
-}
+    ),
+];
 
 /// What the dedup layer of a bundle says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -186,28 +216,71 @@ pub fn fingerprint(
     source: &str,
     fields: &[impl AsRef<str>],
 ) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(class_uid.to_le_bytes());
-    h.update(source.as_bytes());
-    h.update([0]);
-    if fields.is_empty() {
+    let values = fields.iter().map(|f| crate::path::get(alert, f.as_ref()));
+    digest(alert, class_uid, source, values, &mut Vec::new())
+}
+
+/// [`fingerprint`] with the key fields compiled, the hashed bytes gathered in `buf` (left
+/// holding them): the same digest.
+fn fingerprint_compiled(
+    alert: &Json,
+    class_uid: u32,
+    source: &str,
+    fields: &[JPath],
+    buf: &mut Vec<u8>,
+) -> [u8; 16] {
+    let values = fields.iter().map(|f| f.get(alert));
+    digest(alert, class_uid, source, values, buf)
+}
+
+/// The fingerprint of an alert whose key fields hold `values`: SHA-256 of the class, the
+/// source, and each value as its compact JSON text (what `to_string` writes), first gathered
+/// in `buf` so that the hash is fed once.
+fn digest<'v>(
+    alert: &Json,
+    class_uid: u32,
+    source: &str,
+    values: impl ExactSizeIterator<Item = Option<&'v Json>>,
+    buf: &mut Vec<u8>,
+) -> [u8; 16] {
+    buf.clear();
+    buf.extend_from_slice(&class_uid.to_le_bytes());
+    buf.extend_from_slice(source.as_bytes());
+    buf.push(0);
+    if values.len() == 0 {
         // No key fields (Base Event, unknown classes): the whole normalized event is the key.
-        h.update(alert.to_string().as_bytes());
+        write_json(buf, alert);
     }
-    for f in fields {
-        match crate::path::get(alert, f.as_ref()) {
+    for v in values {
+        match v {
             Some(v) => {
-                h.update([1]);
-                h.update(v.to_string().as_bytes());
+                buf.push(1);
+                write_json(buf, v);
             }
-            None => h.update([2]),
+            None => buf.push(2),
         }
-        h.update([0]);
+        buf.push(0);
     }
-    let digest = h.finalize();
+    let digest = Sha256::digest(&buf[..]);
     let mut out = [0u8; 16];
     out.copy_from_slice(&digest[..16]);
     out
+}
+
+/// Append the text `v.to_string()` would make.
+fn write_json(buf: &mut Vec<u8>, v: &Json) {
+    serde_json::to_writer(buf, v).expect("a JSON value serializes into memory");
+}
+
+/// A fingerprint as 32 lowercase hex digits (what `hex::encode` writes).
+fn to_hex(fp: &[u8; 16]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (pair, b) in out.chunks_exact_mut(2).zip(fp) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
+    std::str::from_utf8(&out).expect("hex digits").to_string()
 }
 
 /// The outcome the pipeline acts on.
@@ -364,9 +437,13 @@ impl FingerprintLru {
 pub struct Deduper {
     enabled: bool,
     window_ms: i64,
-    fields: BTreeMap<u32, Vec<String>>,
+    /// Key fields by class uid: the defaults, replaced by the configured ones. Classes not
+    /// here have none (the whole event is the key).
+    fields: BTreeMap<u32, Vec<JPath>>,
     seen: FingerprintLru,
     watermark: i64,
+    /// The bytes of the last fingerprint, kept for their allocation.
+    scratch: Vec<u8>,
 }
 
 impl Deduper {
@@ -378,12 +455,15 @@ impl Deduper {
         if !(1..=MAX_CAPACITY).contains(&capacity) {
             anyhow::bail!("dedup.capacity must be between 1 and {MAX_CAPACITY}");
         }
-        let mut fields = BTreeMap::new();
+        let mut fields: BTreeMap<u32, Vec<JPath>> = DEFAULT_FIELDS
+            .iter()
+            .map(|(uid, list)| (*uid, list.iter().map(|f| JPath::new(f)).collect()))
+            .collect();
         for (class, list) in &cfg.fields {
             let uid: u32 = class
                 .parse()
                 .map_err(|_| anyhow::anyhow!("dedup.fields: `{class}` is not a class uid"))?;
-            fields.insert(uid, list.clone());
+            fields.insert(uid, list.iter().map(|f| JPath::new(f)).collect());
         }
         Ok(Deduper {
             enabled: cfg.enabled,
@@ -391,6 +471,7 @@ impl Deduper {
             fields,
             seen: FingerprintLru::new(capacity),
             watermark: 0,
+            scratch: Vec::new(),
         })
     }
 
@@ -404,11 +485,9 @@ impl Deduper {
     }
 
     pub fn check(&mut self, alert: &Json, class_uid: u32, source: &str) -> Verdict {
-        let fp = match self.fields.get(&class_uid) {
-            Some(list) => fingerprint(alert, class_uid, source, list),
-            None => fingerprint(alert, class_uid, source, default_fields(class_uid)),
-        };
-        let hex = hex::encode(fp);
+        let fields = self.fields.get(&class_uid).map_or(&[][..], Vec::as_slice);
+        let fp = fingerprint_compiled(alert, class_uid, source, fields, &mut self.scratch);
+        let hex = to_hex(&fp);
         let t = match alert.get("time").and_then(Json::as_i64) {
             Some(t) => {
                 self.watermark = self.watermark.max(t);
@@ -615,6 +694,120 @@ mod tests {
             fingerprint(&json!({"a": 1}), 4003, "s", &["a", "b"]),
             fingerprint(&json!({"b": 1}), 4003, "s", &["a", "b"])
         );
+    }
+
+    /// The fingerprint as it was first written: each value rendered to a `String` first.
+    fn reference_fingerprint(
+        alert: &Json,
+        class_uid: u32,
+        source: &str,
+        fields: &[&str],
+    ) -> [u8; 16] {
+        let mut h = Sha256::new();
+        h.update(class_uid.to_le_bytes());
+        h.update(source.as_bytes());
+        h.update([0]);
+        if fields.is_empty() {
+            h.update(alert.to_string().as_bytes());
+        }
+        for f in fields {
+            match crate::path::get(alert, f) {
+                Some(v) => {
+                    h.update([1]);
+                    h.update(v.to_string().as_bytes());
+                }
+                None => h.update([2]),
+            }
+            h.update([0]);
+        }
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&h.finalize()[..16]);
+        out
+    }
+
+    #[test]
+    fn fingerprints_hash_the_text_of_the_values() {
+        let alerts = [
+            json!({}),
+            json!({"a": "plain", "b": {"c": [1, -2, 3.5, 1e300, null, true]}, "list": [{"uid": "r\"1\\\n\u{1}é"}]}),
+            json!({"a": "", "b": {}, "list": [], "n": null, "u": u64::MAX, "i": i64::MIN}),
+            json!({"a": "x".repeat(300), "b": {"c": "y"}, "time": 1_704_074_400_000i64}),
+        ];
+        let field_sets: [&[&str]; 5] = [
+            &[],
+            &["a"],
+            &[
+                "a",
+                "b",
+                "b.c",
+                "b.c.2",
+                "list.0.uid",
+                "missing",
+                "n",
+                "u",
+                "i",
+            ],
+            &["", ".", "list.x", "b.c.9"],
+            default_fields(6003),
+        ];
+        for (n, alert) in alerts.iter().enumerate() {
+            for fields in field_sets {
+                let compiled: Vec<JPath> = fields.iter().map(|f| JPath::new(f)).collect();
+                let want = reference_fingerprint(alert, 6003, "src", fields);
+                assert_eq!(
+                    fingerprint(alert, 6003, "src", fields),
+                    want,
+                    "{n} {fields:?}"
+                );
+                let mut buf = b"left over".to_vec();
+                assert_eq!(
+                    fingerprint_compiled(alert, 6003, "src", &compiled, &mut buf),
+                    want,
+                    "{n} {fields:?}"
+                );
+            }
+        }
+        for fp in [
+            [0u8; 16],
+            [0xff; 16],
+            reference_fingerprint(&alerts[1], 1, "s", &[]),
+        ] {
+            assert_eq!(to_hex(&fp), hex::encode(fp));
+        }
+    }
+
+    #[test]
+    fn configured_fields_replace_the_defaults_of_their_class_only() {
+        let alert = json!({"src_endpoint": {"ip": "10.0.0.1"}, "query": {"hostname": "h"}, "x": 1});
+        let fp = |d: &mut Deduper, class| match d.check(&alert, class, "s") {
+            Verdict::First(info) => info.fingerprint,
+            Verdict::Repeat { fingerprint, .. } => fingerprint,
+        };
+        let mut fields = BTreeMap::new();
+        fields.insert("4003".to_string(), vec!["x".to_string()]);
+        fields.insert("9999".to_string(), vec!["query.hostname".to_string()]);
+        fields.insert("1007".to_string(), Vec::new());
+        let mut d = Deduper::new(&DedupConfig {
+            fields,
+            ..Default::default()
+        })
+        .unwrap();
+        let hex = |f: [u8; 16]| hex::encode(f);
+        assert_eq!(
+            fp(&mut d, 4003),
+            hex(fingerprint(&alert, 4003, "s", &["x"]))
+        );
+        assert_eq!(
+            fp(&mut d, 9999),
+            hex(fingerprint(&alert, 9999, "s", &["query.hostname"]))
+        );
+        let none: &[&str] = &[];
+        assert_eq!(fp(&mut d, 1007), hex(fingerprint(&alert, 1007, "s", none)));
+        assert_eq!(
+            fp(&mut d, 4001),
+            hex(fingerprint(&alert, 4001, "s", default_fields(4001)))
+        );
+        assert_eq!(fp(&mut d, 42), hex(fingerprint(&alert, 42, "s", none)));
     }
 
     #[test]

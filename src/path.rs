@@ -29,13 +29,95 @@ pub fn get_str(value: &Value, path: &str) -> Option<String> {
 
 /// Whether a path holds a present, non-empty value.
 pub fn is_present(value: &Value, path: &str) -> bool {
-    match get(value, path) {
+    holds_value(get(value, path))
+}
+
+/// What [`is_present`] says of a value found (or not) at a path.
+pub fn holds_value(found: Option<&Value>) -> bool {
+    match found {
         None | Some(Value::Null) => false,
         Some(Value::String(s)) => !s.is_empty(),
         Some(Value::Array(a)) => !a.is_empty(),
         Some(Value::Object(o)) => !o.is_empty(),
         Some(_) => true,
     }
+}
+
+/// A dotted path split once, with its numeric segments parsed once, for reading the same
+/// attribute of many normalized alerts (the scorer's class attributes, the deduplicator's key
+/// fields): [`get`] and [`is_present`] without the per-call splitting and parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JPath {
+    raw: String,
+    steps: Box<[JStep]>,
+}
+
+/// One segment of a [`JPath`]: the key it names in an object and, when it is a number, the
+/// index it names in an array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JStep {
+    key: Box<str>,
+    index: Option<usize>,
+}
+
+impl JPath {
+    pub fn new(raw: &str) -> JPath {
+        let steps = raw
+            .split('.')
+            .map(|s| JStep {
+                key: s.into(),
+                index: s.parse::<usize>().ok(),
+            })
+            .collect();
+        JPath {
+            raw: raw.to_string(),
+            steps,
+        }
+    }
+
+    /// The path as written.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// [`get`] with the compiled path: the same value for the same path.
+    pub fn get<'v>(&self, value: &'v Value) -> Option<&'v Value> {
+        let mut cur = value;
+        for step in self.steps.iter() {
+            cur = match cur {
+                Value::Object(map) => map.get(&*step.key)?,
+                Value::Array(items) => items.get(step.index?)?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+
+    /// [`is_present`] with the compiled path.
+    pub fn is_present(&self, value: &Value) -> bool {
+        holds_value(self.get(value))
+    }
+}
+
+/// [`get`] with a path compiled by [`CPath`], for conditions over normalized alerts: the same
+/// value as `get(value, path.raw())` without splitting the path again. Numeric segments are
+/// parsed only where they meet an array, as [`get`] does.
+pub fn get_cpath<'v>(value: &'v Value, path: &CPath) -> Option<&'v Value> {
+    if path.is_empty() {
+        // `""` and `"."`, which CPath reads as the value itself: `get` splits them into one
+        // and two empty keys.
+        return get(value, path.raw());
+    }
+    let mut cur = value;
+    for i in 0..path.len() {
+        let seg = path.segment(i);
+        cur = match cur {
+            Value::Object(map) => map.get(seg)?,
+            Value::Array(items) => items.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
 }
 
 /// Write `new` at a dotted path inside `root`, creating objects (and arrays for numeric
@@ -332,6 +414,94 @@ mod tests {
         );
     }
 
+    /// A document with the cases compiled getters must agree with [`get`] on.
+    fn sample() -> Value {
+        json!({
+            "a": {"b": 1, "007": "seven", "": {"": "empty keys"}},
+            "list": [{"x": 3}, null, "", [], {}, false, 0],
+            "": 5,
+            "s": "",
+            "n": null,
+        })
+    }
+
+    const PATHS: &[&str] = &[
+        "a",
+        "a.b",
+        "a.007",
+        "a.b.c",
+        "a.",
+        "a..",
+        "",
+        ".",
+        "..",
+        "list",
+        "list.0.x",
+        "list.1",
+        "list.2",
+        "list.3",
+        "list.4",
+        "list.5",
+        "list.6",
+        "list.7",
+        "list.x",
+        "list.-1",
+        "list.+0",
+        "list.00.x",
+        "s",
+        "n",
+        "n.x",
+        "missing",
+        "missing.deeper",
+    ];
+
+    #[test]
+    fn compiled_paths_read_what_get_reads() {
+        let v = sample();
+        for p in PATHS {
+            assert_eq!(JPath::new(p).get(&v), get(&v, p), "JPath {p:?}");
+            assert_eq!(JPath::new(p).raw(), *p);
+            assert_eq!(get_cpath(&v, &CPath::new(p)), get(&v, p), "CPath {p:?}");
+            assert_eq!(JPath::new(p).is_present(&v), is_present(&v, p), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn compiled_paths_index_arrays_and_treat_empty_values_as_absent() {
+        let v = sample();
+        let p = |s: &str| JPath::new(s);
+        assert_eq!(p("list.0.x").get(&v), Some(&json!(3)));
+        assert_eq!(
+            p("list.00.x").get(&v),
+            Some(&json!(3)),
+            "as `get` parses it"
+        );
+        assert_eq!(
+            p("a.007").get(&v),
+            Some(&json!("seven")),
+            "a key in an object"
+        );
+        assert_eq!(p("list.x").get(&v), None, "not an index");
+        assert_eq!(p("list.7").get(&v), None, "past the end");
+        assert_eq!(p("a.b.c").get(&v), None, "under a scalar");
+        assert_eq!(p("").get(&v), Some(&json!(5)), "one empty key");
+        assert_eq!(p("a..").get(&v), Some(&json!("empty keys")));
+        for absent in [
+            "s",
+            "n",
+            "list.1",
+            "list.2",
+            "list.3",
+            "list.4",
+            "missing.deeper",
+        ] {
+            assert!(!p(absent).is_present(&v), "{absent}");
+        }
+        for present in ["a", "a.b", "list", "list.5", "list.6"] {
+            assert!(p(present).is_present(&v), "{present}");
+        }
+    }
+
     #[test]
     fn the_builder_writes_what_set_at_writes() {
         // Every order of a set of writes that overlap: objects and arrays written whole and
@@ -422,6 +592,11 @@ impl CPath {
 
     pub fn is_empty(&self) -> bool {
         self.joins.is_empty()
+    }
+
+    /// Segment `i` on its own.
+    pub fn segment(&self, i: usize) -> &str {
+        &self.joins[i][0]
     }
 
     /// Candidate keys at segment `i`: the single segment first, then longer dotted runs,

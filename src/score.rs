@@ -8,8 +8,11 @@
 //! with each code's weight; the README's gap table is generated from the same facts.
 
 use crate::ocsf;
+use crate::path::JPath;
 use serde::Serialize;
 use serde_json::Value as Json;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 /// One data gap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,7 +111,96 @@ pub struct Scorer {
     max_age_ms: i64,
     future_skew_ms: i64,
     reference: Reference,
-    ignore_recommended: Vec<String>,
+    /// The attribute checks of every known class, by class uid.
+    classes: BTreeMap<u32, ClassChecks>,
+}
+
+/// The required and recommended attributes of one class, compiled once: what
+/// [`Scorer::check`] reports, in its order, with the ignored recommended ones left out.
+#[derive(Debug, Clone)]
+struct ClassChecks {
+    checks: Vec<AttrCheck>,
+    /// Indices into `checks` of the top-level attributes (no dot), sorted by name: they are
+    /// all looked up in one walk over the alert's keys, which are sorted too.
+    top_level: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct AttrCheck {
+    attribute: &'static str,
+    requirement: &'static str,
+    /// The gap an absence is reported as; `None` for the required `time`, which the time
+    /// checks report.
+    gap: Option<&'static str>,
+    /// The path of a nested attribute; `None` for a top-level one.
+    nested: Option<JPath>,
+}
+
+impl ClassChecks {
+    fn new(class: &'static ocsf::Class, ignore_recommended: &[String]) -> ClassChecks {
+        let check = |attr: &'static String, requirement, gap| AttrCheck {
+            attribute: attr.as_str(),
+            requirement,
+            gap,
+            nested: attr.contains('.').then(|| JPath::new(attr)),
+        };
+        let mut checks: Vec<AttrCheck> = class
+            .required
+            .iter()
+            .map(|a| check(a, "required", (a != "time").then_some("required_missing")))
+            .collect();
+        checks.extend(
+            class
+                .recommended
+                .iter()
+                .filter(|a| !ignore_recommended.contains(a))
+                .map(|a| check(a, "recommended", Some("recommended_missing"))),
+        );
+        let mut top_level: Vec<usize> = (0..checks.len())
+            .filter(|&i| checks[i].nested.is_none())
+            .collect();
+        top_level.sort_by_key(|&i| checks[i].attribute);
+        ClassChecks { checks, top_level }
+    }
+
+    /// Push one [`FieldFill`] per attribute and a gap per absent one.
+    fn check(&self, alert: &Json, gaps: &mut Vec<Gap>, fill: &mut Vec<FieldFill>) {
+        let start = fill.len();
+        fill.extend(self.checks.iter().map(|c| FieldFill {
+            attribute: c.attribute,
+            requirement: c.requirement,
+            present: match &c.nested {
+                Some(path) => path.is_present(alert),
+                None => false,
+            },
+        }));
+        let filled = &mut fill[start..];
+        if let Json::Object(map) = alert {
+            // Keys and names in the same (byte) order: one walk over the keys answers every
+            // name, a comparison a step instead of a tree search per attribute.
+            let mut entries = map.iter();
+            let mut entry = entries.next();
+            'names: for &i in &self.top_level {
+                let name = self.checks[i].attribute;
+                while let Some((key, value)) = entry {
+                    match key.as_str().cmp(name) {
+                        Ordering::Less => entry = entries.next(),
+                        Ordering::Equal => {
+                            filled[i].present = crate::path::holds_value(Some(value));
+                            continue 'names;
+                        }
+                        Ordering::Greater => continue 'names,
+                    }
+                }
+                break;
+            }
+        }
+        for (c, f) in self.checks.iter().zip(filled.iter()) {
+            if let (false, Some(code)) = (f.present, c.gap) {
+                gaps.push(Gap::new(code, Some(c.attribute.to_string()), None));
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +230,15 @@ impl Scorer {
             max_age_ms: dur(&cfg.max_age, "max_age")?,
             future_skew_ms: dur(&cfg.future_skew, "future_skew")?,
             reference,
-            ignore_recommended: cfg.ignore_recommended.clone(),
+            classes: ocsf::table()
+                .classes
+                .iter()
+                .filter_map(|(key, class)| {
+                    // The uids `ocsf::class` finds: written as `to_string` writes them.
+                    let uid: u32 = key.parse().ok().filter(|u: &u32| u.to_string() == *key)?;
+                    Some((uid, ClassChecks::new(class, &cfg.ignore_recommended)))
+                })
+                .collect(),
         })
     }
 
@@ -162,32 +262,8 @@ impl Scorer {
         gaps: &mut Vec<Gap>,
         fill: &mut Vec<FieldFill>,
     ) {
-        if let Some(class) = ocsf::class(class_uid) {
-            for attr in &class.required {
-                let present = crate::path::is_present(alert, attr);
-                fill.push(FieldFill {
-                    attribute: attr,
-                    requirement: "required",
-                    present,
-                });
-                if attr != "time" && !present {
-                    gaps.push(Gap::new("required_missing", Some(attr.clone()), None));
-                }
-            }
-            for attr in &class.recommended {
-                if self.ignore_recommended.contains(attr) {
-                    continue;
-                }
-                let present = crate::path::is_present(alert, attr);
-                fill.push(FieldFill {
-                    attribute: attr,
-                    requirement: "recommended",
-                    present,
-                });
-                if !present {
-                    gaps.push(Gap::new("recommended_missing", Some(attr.clone()), None));
-                }
-            }
+        if let Some(class) = self.classes.get(&class_uid) {
+            class.check(alert, gaps, fill);
         }
         let already_unparseable = gaps.iter().any(|g| g.code == "time_unparseable");
         match alert.get("time").and_then(Json::as_i64) {
@@ -323,6 +399,146 @@ mod tests {
         let mut gaps = Vec::new();
         scorer("none").check(&json!({"time": 1}), 0, None, &mut gaps, &mut Vec::new());
         assert!(gaps.is_empty(), "no reference time, no age checks");
+    }
+
+    /// The attribute checks as they were written before they were compiled: a path lookup
+    /// per attribute.
+    fn reference_check(
+        alert: &Json,
+        class_uid: u32,
+        ignore_recommended: &[String],
+    ) -> (Vec<Gap>, Vec<FieldFill>) {
+        let (mut gaps, mut fill) = (Vec::new(), Vec::new());
+        if let Some(class) = ocsf::class(class_uid) {
+            for attr in &class.required {
+                let present = crate::path::is_present(alert, attr);
+                fill.push(FieldFill {
+                    attribute: attr,
+                    requirement: "required",
+                    present,
+                });
+                if attr != "time" && !present {
+                    gaps.push(Gap::new("required_missing", Some(attr.clone()), None));
+                }
+            }
+            for attr in &class.recommended {
+                if ignore_recommended.contains(attr) {
+                    continue;
+                }
+                let present = crate::path::is_present(alert, attr);
+                fill.push(FieldFill {
+                    attribute: attr,
+                    requirement: "recommended",
+                    present,
+                });
+                if !present {
+                    gaps.push(Gap::new("recommended_missing", Some(attr.clone()), None));
+                }
+            }
+        }
+        (gaps, fill)
+    }
+
+    #[test]
+    fn compiled_checks_report_what_path_lookups_report() {
+        let values = [
+            json!(null),
+            json!(""),
+            json!([]),
+            json!({}),
+            json!(0),
+            json!("x"),
+            json!(false),
+            json!({"a": 1}),
+        ];
+        let ignores: [Vec<String>; 3] = [
+            QualityConfig::default().ignore_recommended,
+            Vec::new(),
+            vec!["time".into(), "message".into(), "metadata".into()],
+        ];
+        for ignore in &ignores {
+            let s = Scorer::new(&QualityConfig {
+                ignore_recommended: ignore.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+            for (uid, class) in &ocsf::table().classes {
+                let uid: u32 = uid.parse().unwrap();
+                let attrs: Vec<&String> = class.required.iter().chain(&class.recommended).collect();
+                // Every attribute in turn absent, or holding each kind of value; keys the
+                // class does not name around and between them.
+                for (k, _) in attrs.iter().enumerate() {
+                    for (n, v) in values.iter().enumerate() {
+                        let mut m = serde_json::Map::new();
+                        m.insert("".into(), json!(1));
+                        m.insert("~last".into(), json!(1));
+                        for (j, a) in attrs.iter().enumerate() {
+                            if j == k {
+                                m.insert(a.to_string(), v.clone());
+                            } else if (j + n) % 3 != 0 {
+                                m.insert(a.to_string(), values[(j + n) % values.len()].clone());
+                            }
+                            m.insert(format!("{a}_"), json!("decoy"));
+                        }
+                        let alert = Json::Object(m);
+                        let (mut gaps, mut fill) =
+                            (vec![Gap::new("value_invalid", None, None)], Vec::new());
+                        s.check(&alert, uid, None, &mut gaps, &mut fill);
+                        let (want_gaps, want_fill) = reference_check(&alert, uid, ignore);
+                        assert_eq!(fill, want_fill, "class {uid}, attribute {k}, value {n}");
+                        assert_eq!(gaps[0].code, "value_invalid", "gaps are appended");
+                        let attr_gaps: Vec<Gap> = gaps[1..]
+                            .iter()
+                            .filter(|g| !g.code.starts_with("time_"))
+                            .cloned()
+                            .collect();
+                        assert_eq!(attr_gaps, want_gaps, "class {uid}");
+                    }
+                }
+                for alert in [json!({}), json!([1]), json!("text")] {
+                    let mut fill = Vec::new();
+                    s.check(&alert, uid, None, &mut Vec::new(), &mut fill);
+                    assert_eq!(fill, reference_check(&alert, uid, ignore).1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nested_attributes_are_looked_up_by_path() {
+        let class: &'static ocsf::Class = Box::leak(Box::new(ocsf::Class {
+            name: "Test".into(),
+            category_uid: 0,
+            activities: Default::default(),
+            required: vec!["time".into(), "b.c".into(), "a".into()],
+            recommended: vec!["d.0".into(), "e".into(), "skip".into()],
+        }));
+        let checks = ClassChecks::new(class, &["skip".to_string()]);
+        let alert = json!({"a": 1, "b": {"c": ""}, "d": ["x"], "e": null});
+        let (mut gaps, mut fill) = (Vec::new(), Vec::new());
+        checks.check(&alert, &mut gaps, &mut fill);
+        let got: Vec<_> = fill
+            .iter()
+            .map(|f| (f.attribute, f.requirement, f.present))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("time", "required", false),
+                ("b.c", "required", false),
+                ("a", "required", true),
+                ("d.0", "recommended", true),
+                ("e", "recommended", false),
+            ]
+        );
+        let got: Vec<_> = gaps
+            .iter()
+            .map(|g| (g.code, g.field.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [("required_missing", "b.c"), ("recommended_missing", "e")]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::path::CPath;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeSet;
 
 /// A rules file.
@@ -46,9 +47,62 @@ pub struct RuleDef {
 
 struct Rule {
     id: String,
-    tags: Vec<String>,
+    tags: Vec<Template>,
     entity: Option<&'static str>,
     when: Option<Cond>,
+}
+
+/// A tag as written, split at its `{path}` placeholders when the rules are loaded.
+enum Template {
+    /// No placeholder: the tag itself.
+    Plain(String),
+    /// Text and placeholders in order.
+    Parts(Vec<Part>),
+    /// A `{` with no `}` after it: never attached.
+    Unclosed,
+}
+
+enum Part {
+    Text(String),
+    Field(CPath),
+}
+
+impl Template {
+    fn new(tag: &str) -> Template {
+        if !tag.contains('{') {
+            return Template::Plain(tag.to_string());
+        }
+        let mut parts = Vec::new();
+        let mut rest = tag;
+        while let Some(open) = rest.find('{') {
+            parts.push(Part::Text(rest[..open].to_string()));
+            let Some(close) = rest[open..].find('}').map(|c| c + open) else {
+                return Template::Unclosed;
+            };
+            parts.push(Part::Field(CPath::new(&rest[open + 1..close])));
+            rest = &rest[close + 1..];
+        }
+        parts.push(Part::Text(rest.to_string()));
+        Template::Parts(parts)
+    }
+
+    /// The tag for one view; `None` when a placeholder is absent.
+    fn fill(&self, view: &View) -> Option<String> {
+        match self {
+            Template::Plain(tag) => Some(tag.clone()),
+            Template::Unclosed => None,
+            Template::Parts(parts) => {
+                let mut out = String::new();
+                for part in parts {
+                    match part {
+                        Part::Text(t) => out.push_str(t),
+                        Part::Field(p) => out.push_str(&view.text(p)?),
+                    }
+                }
+                Some(out)
+            }
+        }
+    }
 }
 
 /// Embedded default rules, used when the configuration names no rules file.
@@ -56,6 +110,9 @@ pub const EMBEDDED_RULES: &str = include_str!("../enrichers/tags.toml");
 
 pub struct Tagger {
     rules: Vec<Rule>,
+    /// Every path the rules read, each once: the alert's values there are looked up at most
+    /// once a record ([`Reads`]).
+    paths: Vec<String>,
 }
 
 /// Tags of one event and the rules that produced them.
@@ -99,12 +156,29 @@ impl Tagger {
                 .map_err(|e| anyhow::anyhow!("rule `{}`: {e}", r.id))?;
             rules.push(Rule {
                 id: r.id,
-                tags: r.tags,
+                tags: r.tags.iter().map(|t| Template::new(t)).collect(),
                 entity,
                 when,
             });
         }
-        Ok(Tagger { rules })
+        let mut paths = Vec::new();
+        for rule in &rules {
+            if let Some(when) = &rule.when {
+                when.paths(&mut paths);
+            }
+            for t in &rule.tags {
+                if let Template::Parts(parts) = t {
+                    for part in parts {
+                        if let Part::Field(p) = part {
+                            paths.push(p.raw().to_string());
+                        }
+                    }
+                }
+            }
+        }
+        let mut seen = BTreeSet::new();
+        paths.retain(|p| seen.insert(p.clone()));
+        Ok(Tagger { rules, paths })
     }
 
     pub fn embedded() -> anyhow::Result<Tagger> {
@@ -121,33 +195,23 @@ impl Tagger {
 
     pub fn tag(&self, alert: &Json, enrich: &EnrichOutput) -> Tagged {
         let derived = derive_time(alert);
+        let reads = Reads {
+            alert,
+            paths: &self.paths,
+            values: vec![Cell::new(None); self.paths.len()],
+        };
         let mut out = Tagged::default();
         for rule in &self.rules {
-            let views: Vec<View> = match rule.entity {
-                None => vec![View {
-                    alert,
-                    derived: &derived,
-                    entity: None,
-                }],
-                Some(kind) => enrich
-                    .entities
-                    .iter()
-                    .filter(|e| e.kind == kind)
-                    .map(|e| View {
-                        alert,
-                        derived: &derived,
-                        entity: Some(e),
-                    })
-                    .collect(),
+            let view = |entity| View {
+                reads: &reads,
+                derived: &derived,
+                entity,
             };
-            for view in views {
-                if rule.when.as_ref().is_none_or(|w| w.eval(&view)) {
-                    for t in &rule.tags {
-                        if let Some(tag) = fill(t, &view) {
-                            if out.tags.insert(tag.clone()) {
-                                out.fired.push((rule.id.clone(), tag));
-                            }
-                        }
+            match rule.entity {
+                None => rule.apply(&view(None), &mut out),
+                Some(kind) => {
+                    for e in enrich.entities.iter().filter(|e| e.kind == kind) {
+                        rule.apply(&view(Some(e)), &mut out);
                     }
                 }
             }
@@ -156,10 +220,31 @@ impl Tagger {
     }
 }
 
+impl Rule {
+    /// Attach the rule's tags when it holds for `view`.
+    fn apply(&self, view: &View, out: &mut Tagged) {
+        if self.when.as_ref().is_none_or(|w| w.eval(view)) {
+            for t in &self.tags {
+                if let Some(tag) = t.fill(view) {
+                    if out.tags.insert(tag.clone()) {
+                        out.fired.push((self.id.clone(), tag));
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct Derived {
-    hour: Option<String>,
+    hour: Option<&'static str>,
     weekday: Option<&'static str>,
 }
+
+/// `event.hour_utc` as text, by hour.
+const HOURS: [&str; 24] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22", "23",
+];
 
 fn derive_time(alert: &Json) -> Derived {
     use chrono::{Datelike, TimeZone, Timelike};
@@ -168,7 +253,7 @@ fn derive_time(alert: &Json) -> Derived {
         .and_then(Json::as_i64)
         .and_then(|ms| chrono::Utc.timestamp_millis_opt(ms).single());
     Derived {
-        hour: dt.map(|d| d.hour().to_string()),
+        hour: dt.map(|d| HOURS[d.hour() as usize]),
         weekday: dt.map(|d| {
             ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
                 [d.weekday().num_days_from_monday() as usize]
@@ -176,64 +261,100 @@ fn derive_time(alert: &Json) -> Derived {
     }
 }
 
-struct View<'a> {
+/// The alert of one record, with the values at the rules' paths kept once looked up: rules
+/// test the same few attributes (`class_uid` in seven of the embedded ones), and each lookup
+/// is a tree search per segment.
+struct Reads<'a> {
     alert: &'a Json,
+    /// [`Tagger::paths`].
+    paths: &'a [String],
+    /// By index in `paths`: `None` until looked up, then what the lookup found.
+    values: Vec<Cell<Option<Option<&'a Json>>>>,
+}
+
+impl<'a> Reads<'a> {
+    /// The alert's value at `path`, as [`crate::path::get_cpath`] finds it.
+    fn get(&self, path: &CPath) -> Option<&'a Json> {
+        let raw = path.raw();
+        let Some(i) = self.paths.iter().position(|p| p == raw) else {
+            return crate::path::get_cpath(self.alert, path);
+        };
+        if let Some(found) = self.values[i].get() {
+            return found;
+        }
+        let found = crate::path::get_cpath(self.alert, path);
+        self.values[i].set(Some(found));
+        found
+    }
+}
+
+struct View<'a> {
+    reads: &'a Reads<'a>,
     derived: &'a Derived,
     entity: Option<&'a Entity>,
 }
 
-impl Doc for View<'_> {
-    fn text(&self, path: &CPath) -> Option<Cow<'_, str>> {
+/// Where a view reads a path from.
+enum Source<'e, 'p> {
+    /// `event.hour_utc`, `event.weekday`.
+    Derived(Option<&'static str>),
+    /// `asset.<rest>` or `user.<rest>` of the view's entity.
+    Entity(&'e Entity, &'p str),
+    /// Anything else: the alert.
+    Alert,
+}
+
+impl View<'_> {
+    fn source<'p>(&self, path: &'p CPath) -> Source<'_, 'p> {
         let raw = path.raw();
         match raw {
-            "event.hour_utc" => return self.derived.hour.as_deref().map(Cow::Borrowed),
-            "event.weekday" => return self.derived.weekday.map(Cow::Borrowed),
+            "event.hour_utc" => return Source::Derived(self.derived.hour),
+            "event.weekday" => return Source::Derived(self.derived.weekday),
             _ => {}
         }
         if let Some(e) = self.entity {
             if let Some(rest) = raw.strip_prefix(e.kind).and_then(|r| r.strip_prefix('.')) {
-                if rest == "attribute" {
-                    return Some(Cow::Borrowed(e.attribute.as_str()));
-                }
-                return match crate::path::get(&e.context, rest)? {
-                    // Lists (asset tags, user groups) read as their items joined by commas.
-                    Json::Array(items) => Some(Cow::Owned(
-                        items
-                            .iter()
-                            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    )),
-                    _ => e
-                        .context
-                        .text(&CPath::new(rest))
-                        .map(|c| Cow::Owned(c.into_owned())),
-                };
+                return Source::Entity(e, rest);
             }
         }
-        self.alert.text(path)
-    }
-
-    fn present(&self, path: &CPath) -> bool {
-        self.text(path).is_some() || self.alert.present(path)
+        Source::Alert
     }
 }
 
-fn fill(template: &str, view: &View) -> Option<String> {
-    if !template.contains('{') {
-        return Some(template.to_string());
+impl Doc for View<'_> {
+    fn text(&self, path: &CPath) -> Option<Cow<'_, str>> {
+        match self.source(path) {
+            Source::Derived(t) => t.map(Cow::Borrowed),
+            Source::Entity(e, "attribute") => Some(Cow::Borrowed(e.attribute.as_str())),
+            Source::Entity(e, rest) => match crate::path::get(&e.context, rest)? {
+                // Lists (asset tags, user groups) read as their items joined by commas.
+                Json::Array(items) => Some(Cow::Owned(
+                    items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )),
+                _ => e
+                    .context
+                    .text(&CPath::new(rest))
+                    .map(|c| Cow::Owned(c.into_owned())),
+            },
+            Source::Alert => crate::cond::json_text(self.reads.get(path)?),
+        }
     }
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let close = rest[open..].find('}')? + open;
-        let value = view.text(&CPath::new(&rest[open + 1..close]))?;
-        out.push_str(&value);
-        rest = &rest[close + 1..];
+
+    fn present(&self, path: &CPath) -> bool {
+        self.test_text(path, &mut |_| true).is_some()
+            || crate::path::holds_value(self.reads.get(path))
     }
-    out.push_str(rest);
-    Some(out)
+
+    fn test_text(&self, path: &CPath, test: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        match self.source(path) {
+            Source::Alert => crate::cond::test_json_text(self.reads.get(path)?, test),
+            _ => self.text(path).map(|t| test(&t)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +423,47 @@ when = { all = [{ field = "class_uid", eq = 3002 }, { any = [{ field = "event.ho
             &EnrichOutput::default(),
         );
         assert!(out.tags.is_empty(), "12h UTC is office hours");
+    }
+
+    #[test]
+    fn templates_and_paths_read_by_several_rules() {
+        let t = Tagger::from_toml(
+            r#"
+[[rule]]
+id = "a"
+tags = ["class:{class_uid}", "dev:{device.hostname}-{activity_id}!", "bad:{class_uid", "gone:{nope}"]
+when = { field = "class_uid", eq = 1007 }
+
+[[rule]]
+id = "b"
+tags = ["b:{device.hostname}"]
+when = { all = [{ has = "class_uid" }, { field = "class_uid", in = [1, 1007] }, { not = { has = "nope" } }] }
+
+[[rule]]
+id = "c"
+tags = ["c:x"]
+when = { field = "class_uid", eq = 3002 }
+
+[[rule]]
+id = "d"
+tags = ["d:{resources.1.uid}"]
+when = { field = "device.hostname", prefix = "WS-", ci = true }
+"#,
+        )
+        .unwrap();
+        let alert = json!({"class_uid": 1007, "activity_id": 1, "device": {"hostname": "ws-1"},
+            "resources": [{"uid": "r0"}, {"uid": "r1"}]});
+        let out = t.tag(&alert, &EnrichOutput::default());
+        assert_eq!(
+            out.fired,
+            [
+                ("a".to_string(), "class:1007".to_string()),
+                ("a".to_string(), "dev:ws-1-1!".to_string()),
+                ("b".to_string(), "b:ws-1".to_string()),
+                ("d".to_string(), "d:r1".to_string()),
+            ]
+        );
+        assert!(t.tag(&json!({}), &EnrichOutput::default()).tags.is_empty());
     }
 
     #[test]
