@@ -297,6 +297,14 @@ impl<'k> Builder<'k> {
         Builder::default()
     }
 
+    /// With room for `n` top-level members (an alert has about 20: room for them saves
+    /// growing the vector, and copying it, three times on the way).
+    pub fn with_capacity(n: usize) -> Builder<'k> {
+        Builder {
+            root: Vec::with_capacity(n),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.root.is_empty()
     }

@@ -2162,7 +2162,8 @@ impl Sanitizer {
     /// Sanitise every string of the alert in place and report what was done and found.
     pub fn sanitize(&self, alert: &mut Json) -> Safety {
         let mut w = Walk {
-            path: String::new(),
+            // Deep enough for most attribute paths without growing on the way.
+            path: String::with_capacity(128),
             out: Safety::default(),
             scratch: Scratch::default(),
         };

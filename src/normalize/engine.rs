@@ -185,7 +185,7 @@ impl Mapping {
             .iter()
             .find(|c| c.when.as_ref().is_none_or(|w| w.eval(record)));
         let class = matched.unwrap_or(&self.fallback);
-        let mut alert = path::Builder::new();
+        let mut alert = path::Builder::with_capacity(32);
         let mut gaps = Vec::new();
         alert.insert("class_uid", Json::from(class.class_uid));
         alert.insert("activity_id", Json::from(class.activity_id.unwrap_or(0)));
