@@ -117,16 +117,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Json) {
         Json::Bool(false) => out.extend_from_slice(b"false"),
         Json::Number(n) => write_number(out, n),
         Json::String(s) => write_str(out, s),
-        Json::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
+        Json::Array(items) => write_array(out, items, write_value),
         Json::Object(map) => {
             out.push(b'{');
             for (i, (k, item)) in map.iter().enumerate() {
