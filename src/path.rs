@@ -226,7 +226,8 @@ pub fn set_at(root: &mut Map<String, Value>, path: &SetPath, new: Value) {
 /// under keys borrowed from the paths, and each object becomes a sorted `Map` once, at the end
 /// ([`Builder::into_map`]). Writing an attribute into nested `BTreeMap`s searched each level
 /// several times and allocated every key; building the mapping engine's output this way
-/// cut the cost of writing attributes by about two thirds (README, Performance).
+/// takes the searches out (34.5k → 28k instructions a record, of which building the maps in
+/// one pass is 17k; README, Performance).
 #[derive(Debug, Default)]
 pub struct Builder<'k> {
     root: Members<'k>,
