@@ -41,9 +41,10 @@ pub struct Metrics {
 /// The series one source's outcomes update, looked up by label values once instead of for
 /// every outcome. `with_label_values` hashes each label value, takes the family's lock and
 /// clones the handle; a bundle updates 20 to 40 series (one pair per required and
-/// recommended attribute checked), which made counting an outcome cost about as much as a
-/// fifth of the core's work on it in the Kafka worker. A handle is made when its series is
-/// first needed, exactly as `with_label_values` would make it, so the exposition is the same.
+/// recommended attribute checked), all of that for every record. With the handles kept,
+/// counting outcomes is about 1% of the worker's CPU (README, Performance). A handle is made
+/// when its series is first needed, exactly as `with_label_values` would make it, so the
+/// exposition is the same.
 #[derive(Default)]
 struct SourceSeries {
     quality: Option<Histogram>,
