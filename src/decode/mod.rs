@@ -1,7 +1,7 @@
 //! Decode: bytes → records → borrowed value trees.
 //!
 //! [`framing`] splits an input stream (a file, stdin, or one Kafka message) into
-//! [`RawRecord`](crate::record::RawRecord)s and guesses each one's kind. [`decode_record`]
+//! [`RawRecord`]s and guesses each one's kind. [`decode_record`]
 //! then parses a record into a [`Value`] with the decoder for its kind. Every failure is a
 //! [`DecodeError`] with a machine-readable [`Reason`]; decoders never panic.
 

@@ -124,14 +124,14 @@ impl Normalizer {
     }
 
     /// Normalize one decoded record: [`map_record`](Normalizer::map_record), then
-    /// [`derive`].
+    /// [`derive`](fn@derive).
     pub fn normalize(&self, record: &Value<'_>, format: &str, input: &str) -> Normalized {
         let mut n = self.map_record(record, format, input);
         derive(&mut n.mapped.alert, n.mapped.class_uid);
         n
     }
 
-    /// Pick the mapping and run it, without the attributes [`derive`] adds. The pipeline
+    /// Pick the mapping and run it, without the attributes [`derive`](fn@derive) adds. The pipeline
     /// derives them after sanitising: they are captions from the OCSF tables, not text from
     /// the record, so the sanitiser has nothing to look for in them.
     pub fn map_record(&self, record: &Value<'_>, format: &str, input: &str) -> Normalized {
@@ -162,7 +162,7 @@ impl Normalizer {
 }
 
 /// Attributes OCSF derives from `class_uid`, `activity_id` and `severity_id` (and the schema
-/// version), which [`derive`] writes. Mappings cannot set them.
+/// version), which [`derive`](fn@derive) writes. Mappings cannot set them.
 pub const DERIVED: &[&str] = &[
     "category_uid",
     "category_name",

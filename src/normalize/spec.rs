@@ -67,7 +67,8 @@ pub struct ClassDef {
     pub activity_id: Option<i64>,
     /// Constant severity id; a field rule for `severity_id` overrides it. Default 1.
     pub severity_id: Option<i64>,
-    /// Field rules for this class.
+    /// Field rules for this class. The attributes OCSF derives from class, activity and
+    /// severity (`crate::normalize::DERIVED`) cannot be targets: the normalizer writes them.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldDef>,
 }

@@ -12,7 +12,7 @@
 //! `drain_timeout` for its answer ([`commit_within`]; librdkafka's own sync commit waits forever
 //! for a reply that can be lost), and leaving the group (unsubscribe, and the consumer's close,
 //! which rust-rdkafka runs on drop as a loop until librdkafka says closed) runs on a thread of
-//! its own that the shutdown waits for only until the drain deadline ([`leave_group`]).
+//! its own that the shutdown waits for only until the drain deadline (`leave_group`).
 
 pub mod context;
 pub mod drain;
