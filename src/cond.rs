@@ -236,64 +236,18 @@ fn eq_lowered(text: &[u8], lowered: &[u8]) -> bool {
             .all(|(a, b)| a.to_ascii_lowercase() == *b)
 }
 
-/// The text of a JSON number, as `to_string` writes it, in a buffer on the stack.
-struct NumberText {
-    buf: [u8; 40],
-    len: usize,
-}
-
-impl std::fmt::Write for NumberText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(std::fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-/// `test` applied to the text of `n`, written on the stack. Integers are written here digit
-/// by digit (the same digits as `to_string`, without the formatting machinery); floats through
-/// `Display`, whose longest text is 24 characters (ryu's), with a `String` past 40.
+/// `test` applied to the text of `n` as `to_string` writes it. Integers, what conditions
+/// read (`class_uid`, `activity_id`, ports), are written on the stack by `itoa` (the digits
+/// `to_string` writes); floats, rare in conditions, through `to_string`.
 fn test_number(n: &serde_json::Number, test: &mut dyn FnMut(&str) -> bool) -> bool {
-    use std::fmt::Write;
-    let mut digits = [0u8; 20 + 1];
+    let mut digits = itoa::Buffer::new();
     if let Some(u) = n.as_u64() {
-        return test(integer_text(&mut digits, u, false));
+        return test(digits.format(u));
     }
     if let Some(i) = n.as_i64() {
-        return test(integer_text(&mut digits, i.unsigned_abs(), i < 0));
+        return test(digits.format(i));
     }
-    let mut t = NumberText {
-        buf: [0; 40],
-        len: 0,
-    };
-    match write!(t, "{n}") {
-        Ok(()) => test(std::str::from_utf8(&t.buf[..t.len]).expect("written from a str")),
-        Err(_) => test(&n.to_string()),
-    }
-}
-
-/// The decimal text of an integer of `magnitude`, `-` first when `negative`, at the end of
-/// `buf` (20 digits and a sign at most).
-fn integer_text(buf: &mut [u8; 21], magnitude: u64, negative: bool) -> &str {
-    let mut start = buf.len();
-    let mut m = magnitude;
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if negative {
-        start -= 1;
-        buf[start] = b'-';
-    }
-    std::str::from_utf8(&buf[start..]).expect("ASCII digits")
+    test(&n.to_string())
 }
 
 impl Doc for serde_json::Value {

@@ -119,16 +119,11 @@ pub fn write_value(out: &mut Vec<u8>, v: &Json) {
         Json::String(s) => write_str(out, s),
         Json::Array(items) => write_array(out, items, write_value),
         Json::Object(map) => {
-            out.push(b'{');
-            for (i, (k, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k);
-                out.push(b':');
-                write_value(out, item);
+            let mut o = ObjectWriter::new(out);
+            for (k, item) in map {
+                o.value(k, item);
             }
-            out.push(b'}');
+            o.end();
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct Metrics {
     pub dedup_keys: IntGauge,
     pub ready: IntGauge,
     pub assigned_partitions: IntGauge,
-    /// Handles of the per-outcome series, by source and class: see [`Series`].
+    /// Handles of the per-outcome series, by source and class: see [`SourceSeries`].
     series: Mutex<FxHashMap<String, SourceSeries>>,
 }
 
@@ -62,11 +62,6 @@ struct ClassSeries {
     duplicates: Option<IntCounter>,
     /// (attribute, requirement) → checked, present.
     fields: FxHashMap<(&'static str, &'static str), (IntCounter, Option<IntCounter>)>,
-}
-
-/// The handle in `slot`, made from `make` the first time.
-fn handle<T: Clone>(slot: &mut Option<T>, make: impl FnOnce() -> T) -> &T {
-    slot.get_or_insert_with(make)
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -168,16 +163,14 @@ impl Metrics {
         let s = series.get_mut(source).expect("inserted above");
         let c = s.classes.entry(class_uid).or_default();
         let class = || class_uid.to_string();
-        handle(&mut c.records, || {
-            self.records.with_label_values(&[source, &class()])
-        })
-        .inc();
+        c.records
+            .get_or_insert_with(|| self.records.with_label_values(&[source, &class()]))
+            .inc();
         match o {
             Outcome::Bundle { report, .. } => {
-                handle(&mut c.bundles, || {
-                    self.bundles.with_label_values(&[source, &class()])
-                })
-                .inc();
+                c.bundles
+                    .get_or_insert_with(|| self.bundles.with_label_values(&[source, &class()]))
+                    .inc();
                 for f in &report.fill {
                     let (checked, present) = c
                         .fields
@@ -188,17 +181,17 @@ impl Metrics {
                         });
                     checked.inc();
                     if f.present {
-                        handle(present, || {
-                            let labels = [source, &class(), f.attribute, f.requirement];
-                            self.fields_present.with_label_values(&labels)
-                        })
-                        .inc();
+                        present
+                            .get_or_insert_with(|| {
+                                let labels = [source, &class(), f.attribute, f.requirement];
+                                self.fields_present.with_label_values(&labels)
+                            })
+                            .inc();
                     }
                 }
-                handle(&mut s.quality, || {
-                    self.quality_score.with_label_values(&[source])
-                })
-                .observe(report.score as f64);
+                s.quality
+                    .get_or_insert_with(|| self.quality_score.with_label_values(&[source]))
+                    .observe(report.score as f64);
                 for &g in &report.gaps {
                     s.gaps
                         .entry(g)
@@ -217,15 +210,14 @@ impl Metrics {
                         .inc();
                 }
             }
-            _ => handle(&mut c.duplicates, || {
-                self.duplicates.with_label_values(&[source, &class()])
-            })
-            .inc(),
+            _ => c
+                .duplicates
+                .get_or_insert_with(|| self.duplicates.with_label_values(&[source, &class()]))
+                .inc(),
         }
-        handle(&mut s.last_seen, || {
-            self.source_last_seen.with_label_values(&[source])
-        })
-        .set(now_s);
+        s.last_seen
+            .get_or_insert_with(|| self.source_last_seen.with_label_values(&[source]))
+            .set(now_s);
     }
 
     /// The Prometheus text exposition of every metric.

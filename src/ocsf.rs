@@ -38,9 +38,9 @@ pub fn table() -> &'static Table {
     })
 }
 
-/// The table keyed by number, built once: the captions are read for every record (five
-/// times in [`crate::normalize::derive`]), and each read used to format the number and
-/// search a map of strings.
+/// The table keyed by number, built once: captions are read for every record (four in
+/// [`crate::normalize::derive`], the class again for its checks), and each read used to
+/// format the number and search a map of strings.
 struct Index {
     classes: FxHashMap<u32, (&'static Class, FxHashMap<i64, &'static str>)>,
     categories: FxHashMap<u32, &'static str>,
@@ -51,25 +51,34 @@ fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
         let t = table();
-        let by_number = |m: &'static BTreeMap<String, String>| -> FxHashMap<i64, &'static str> {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_str())))
-                .collect()
-        };
         Index {
-            classes: t
-                .classes
-                .iter()
-                .filter_map(|(k, c)| Some((k.parse().ok()?, (c, by_number(&c.activities)))))
+            classes: by_number(&t.classes)
+                .map(|(uid, c)| (uid, (c, names(&c.activities))))
                 .collect(),
-            categories: t
-                .categories
-                .iter()
-                .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_str())))
-                .collect(),
-            severity: by_number(&t.severity),
+            categories: names(&t.categories),
+            severity: names(&t.severity),
         }
     })
+}
+
+/// The entries of a table keyed by numbers written as text, keyed by the numbers; an entry
+/// whose key is not a number is left out.
+fn by_number<K: std::str::FromStr, V>(
+    m: &'static BTreeMap<String, V>,
+) -> impl Iterator<Item = (K, &'static V)> {
+    m.iter().filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+}
+
+/// [`by_number`] for a table of names.
+fn names<K: std::str::FromStr + std::hash::Hash + Eq>(
+    m: &'static BTreeMap<String, String>,
+) -> FxHashMap<K, &'static str> {
+    by_number(m).map(|(k, v)| (k, v.as_str())).collect()
+}
+
+/// Every known class with its uid.
+pub fn classes() -> impl Iterator<Item = (u32, &'static Class)> {
+    index().classes.iter().map(|(&uid, (c, _))| (uid, *c))
 }
 
 /// A known event class, by uid.

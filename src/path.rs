@@ -512,6 +512,23 @@ mod tests {
     }
 
     #[test]
+    fn templates_split_at_placeholders() {
+        use TemplatePart::{Field, Lit};
+        assert_eq!(
+            template_parts("{dom}\\{user}!"),
+            Some(vec![
+                Field(CPath::new("dom")),
+                Lit("\\".into()),
+                Field(CPath::new("user")),
+                Lit("!".into()),
+            ])
+        );
+        assert_eq!(template_parts("plain"), Some(vec![Lit("plain".into())]));
+        assert_eq!(template_parts(""), Some(vec![]));
+        assert_eq!(template_parts("a:{x"), None, "unclosed");
+    }
+
+    #[test]
     fn the_builder_writes_what_set_at_writes() {
         // Every order of a set of writes that overlap: objects and arrays written whole and
         // then written into, scalars replaced by containers and back, indices and appends.
@@ -616,4 +633,30 @@ impl CPath {
             .enumerate()
             .map(move |(k, s)| (s.as_str(), i + k + 1))
     }
+}
+
+/// One piece of a `{path}` template: a mapping rule's `template`, a tag rule's tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Lit(String),
+    Field(CPath),
+}
+
+/// A template split at its `{path}` placeholders (empty literal runs left out); `None` when a
+/// `{` has no `}` after it.
+pub fn template_parts(t: &str) -> Option<Vec<TemplatePart>> {
+    let mut parts = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(TemplatePart::Lit(rest[..open].to_string()));
+        }
+        let close = rest[open..].find('}')? + open;
+        parts.push(TemplatePart::Field(CPath::new(&rest[open + 1..close])));
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TemplatePart::Lit(rest.to_string()));
+    }
+    Some(parts)
 }

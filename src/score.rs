@@ -230,14 +230,8 @@ impl Scorer {
             max_age_ms: dur(&cfg.max_age, "max_age")?,
             future_skew_ms: dur(&cfg.future_skew, "future_skew")?,
             reference,
-            classes: ocsf::table()
-                .classes
-                .iter()
-                .filter_map(|(key, class)| {
-                    // The uids `ocsf::class` finds: written as `to_string` writes them.
-                    let uid: u32 = key.parse().ok().filter(|u: &u32| u.to_string() == *key)?;
-                    Some((uid, ClassChecks::new(class, &cfg.ignore_recommended)))
-                })
+            classes: ocsf::classes()
+                .map(|(uid, class)| (uid, ClassChecks::new(class, &cfg.ignore_recommended)))
                 .collect(),
         })
     }

@@ -13,7 +13,7 @@
 
 use crate::cond::{Cond, CondDef, Doc};
 use crate::enrich::{EnrichOutput, Entity};
-use crate::path::CPath;
+use crate::path::{CPath, TemplatePart as Part};
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::borrow::Cow;
@@ -62,28 +62,15 @@ enum Template {
     Unclosed,
 }
 
-enum Part {
-    Text(String),
-    Field(CPath),
-}
-
 impl Template {
     fn new(tag: &str) -> Template {
         if !tag.contains('{') {
             return Template::Plain(tag.to_string());
         }
-        let mut parts = Vec::new();
-        let mut rest = tag;
-        while let Some(open) = rest.find('{') {
-            parts.push(Part::Text(rest[..open].to_string()));
-            let Some(close) = rest[open..].find('}').map(|c| c + open) else {
-                return Template::Unclosed;
-            };
-            parts.push(Part::Field(CPath::new(&rest[open + 1..close])));
-            rest = &rest[close + 1..];
+        match crate::path::template_parts(tag) {
+            Some(parts) => Template::Parts(parts),
+            None => Template::Unclosed,
         }
-        parts.push(Part::Text(rest.to_string()));
-        Template::Parts(parts)
     }
 
     /// The tag for one view; `None` when a placeholder is absent.
@@ -95,7 +82,7 @@ impl Template {
                 let mut out = String::new();
                 for part in parts {
                     match part {
-                        Part::Text(t) => out.push_str(t),
+                        Part::Lit(t) => out.push_str(t),
                         Part::Field(p) => out.push_str(&view.text(p)?),
                     }
                 }

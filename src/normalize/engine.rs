@@ -5,7 +5,7 @@ use super::spec::{ClassDef, FieldDef, FieldRuleDef, MappingDef};
 use super::value::{lookup, present, text, to_json};
 use crate::cond::Cond;
 use crate::decode::Value;
-use crate::path::{self, CPath};
+use crate::path::{self, CPath, TemplatePart as TplPart};
 use crate::score::Gap;
 use anyhow::{bail, Context};
 use regex::Regex;
@@ -66,12 +66,6 @@ enum Source {
     Paths(Vec<CPath>),
     Const(Json),
     Template(Vec<TplPart>),
-}
-
-#[derive(Debug)]
-enum TplPart {
-    Lit(String),
-    Field(CPath),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -581,25 +575,6 @@ fn parse_conv(s: Option<&str>) -> anyhow::Result<Conv> {
     })
 }
 
-fn parse_template(t: &str) -> anyhow::Result<Vec<TplPart>> {
-    let mut parts = Vec::new();
-    let mut rest = t;
-    while let Some(open) = rest.find('{') {
-        if open > 0 {
-            parts.push(TplPart::Lit(rest[..open].to_string()));
-        }
-        let close = rest[open..]
-            .find('}')
-            .with_context(|| format!("unclosed `{{` in template `{t}`"))?;
-        parts.push(TplPart::Field(CPath::new(&rest[open + 1..open + close])));
-        rest = &rest[open + close + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(TplPart::Lit(rest.to_string()));
-    }
-    Ok(parts)
-}
-
 fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow::Result<Rule> {
     let full;
     let def: &FieldRuleDef = match def {
@@ -627,7 +602,9 @@ fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow
     } else if let Some(c) = &def.constant {
         Source::Const(toml_to_json(c))
     } else {
-        let parts = parse_template(def.template.as_deref().unwrap_or_default())?;
+        let t = def.template.as_deref().unwrap_or_default();
+        let parts =
+            path::template_parts(t).with_context(|| format!("unclosed `{{` in template `{t}`"))?;
         for p in &parts {
             if let TplPart::Field(p) = p {
                 reads.push(p.raw().to_string());

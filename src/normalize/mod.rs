@@ -179,27 +179,22 @@ pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
     let activity_id = a.get("activity_id").and_then(Json::as_i64).unwrap_or(0);
     let severity_id = a.get("severity_id").and_then(Json::as_i64).unwrap_or(0);
     let category_uid = if class_uid == 0 { 0 } else { class_uid / 1000 };
+    let class_name = ocsf::class_name(class_uid);
+    let activity_name = ocsf::activity_name(class_uid, activity_id);
     a.insert("category_uid".into(), Json::from(category_uid));
     a.insert(
         "category_name".into(),
         Json::from(ocsf::category_name(category_uid)),
     );
-    a.insert("class_name".into(), Json::from(ocsf::class_name(class_uid)));
-    a.insert(
-        "activity_name".into(),
-        Json::from(ocsf::activity_name(class_uid, activity_id)),
-    );
+    a.insert("class_name".into(), Json::from(class_name));
+    a.insert("activity_name".into(), Json::from(activity_name));
     a.insert(
         "type_uid".into(),
         Json::from(class_uid as i64 * 100 + activity_id),
     );
     a.insert(
         "type_name".into(),
-        Json::from(format!(
-            "{}: {}",
-            ocsf::class_name(class_uid),
-            ocsf::activity_name(class_uid, activity_id)
-        )),
+        Json::from(format!("{class_name}: {activity_name}")),
     );
     a.insert(
         "severity".into(),
