@@ -410,6 +410,7 @@ fn fetch_kafka(brokers: &str, topic: &str, partition: i32, offset: i64) -> anyho
     tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))?;
     c.assign(&tpl)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut last_error = None;
     while std::time::Instant::now() < deadline {
         match c.poll(std::time::Duration::from_millis(500)) {
             Some(Ok(m)) if m.offset() == offset => {
@@ -418,11 +419,20 @@ fn fetch_kafka(brokers: &str, topic: &str, partition: i32, offset: i64) -> anyho
             Some(Ok(_)) => {
                 bail!("{topic}/{partition} has no message at offset {offset} any more (retention?)")
             }
-            Some(Err(e)) => bail!("reading {topic}/{partition}@{offset}: {e}"),
+            Some(Err(e)) if crate::worker::consume_errors::is_fatal(&e) => {
+                bail!("reading {topic}/{partition}@{offset}: {e}")
+            }
+            // Connection trouble: librdkafka reconnects by itself; keep polling.
+            Some(Err(e)) => last_error = Some(e),
             None => {}
         }
     }
-    bail!("no message at {topic}/{partition}@{offset} within 30 s")
+    match last_error {
+        Some(e) => {
+            bail!("no message at {topic}/{partition}@{offset} within 30 s (last error: {e})")
+        }
+        None => bail!("no message at {topic}/{partition}@{offset} within 30 s"),
+    }
 }
 
 /// The mapping's own account of the record: (mapping id, trace).

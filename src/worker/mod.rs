@@ -14,6 +14,7 @@
 //! which rust-rdkafka runs on drop as a loop until librdkafka says closed) runs on a thread of
 //! its own that the shutdown waits for only until the drain deadline (`leave_group`).
 
+pub mod consume_errors;
 pub mod context;
 pub mod drain;
 pub mod offsets;

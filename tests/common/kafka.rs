@@ -140,10 +140,17 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<OwnedMessage
         .any(|(p, hi)| next.get(p).copied().unwrap_or(0) < *hi)
     {
         assert!(Instant::now() < deadline, "timed out reading {topic}");
-        if let Some(m) = c.poll(Duration::from_millis(200)) {
-            let m = m.unwrap();
-            next.insert(m.partition(), m.offset() + 1);
-            out.push(m.detach());
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                next.insert(m.partition(), m.offset() + 1);
+                out.push(m.detach());
+            }
+            // Connection trouble is waited out (the deadline above still bounds it).
+            Some(Err(e)) if !alertctx::worker::consume_errors::is_fatal(&e) => {
+                eprintln!("reading {topic}: {e} (waiting it out)")
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
         }
     }
     out
