@@ -296,6 +296,18 @@ async fn broker_down_then_up_loses_nothing() {
         "every input consumed (some perhaps twice)"
     );
     check(&s, "broker down then up", &dog);
+    // The outage was reported by the clients and counted, by librdkafka's error name.
+    let text = m.encode();
+    assert!(
+        metric_sum(&text, "alertctx_kafka_client_errors_total", &[]) > 0.0,
+        "no client error counted during a 3 s outage"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("alertctx_kafka_client_errors_total{")
+                && (l.contains("Transport") || l.contains("AllBrokersDown"))),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,7 @@ pub struct ProduceCtx {
 
 impl ClientContext for ProduceCtx {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "producer error");
+        self.shared.client_error("producer", &error, reason);
     }
 }
 
@@ -107,7 +107,7 @@ impl ClientContext for ConsumeCtx {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "consumer error");
+        self.shared.client_error("consumer", &error, reason);
     }
 }
 

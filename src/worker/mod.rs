@@ -18,6 +18,7 @@ pub mod consume_errors;
 pub mod context;
 pub mod drain;
 pub mod offsets;
+pub mod repeats;
 
 use crate::config::{Config, KafkaConfig};
 use crate::decode::framing::frame_message;
@@ -51,6 +52,8 @@ pub struct Shared {
     /// Set when shutdown begins: every drain step after it shares what is left
     /// ([`drain::budget`]).
     pub drain_deadline: Mutex<Option<Instant>>,
+    /// Which client errors were logged when ([`repeats::Repeats`]).
+    pub repeats: Mutex<repeats::Repeats>,
 }
 
 impl Shared {
@@ -62,6 +65,31 @@ impl Shared {
             stopping: AtomicBool::new(false),
             fatal: Mutex::new(None),
             drain_deadline: Mutex::new(None),
+            repeats: Mutex::new(repeats::Repeats::new(Duration::from_secs(30))),
+        }
+    }
+
+    /// A librdkafka error reported by `client` (`consumer`, `producer`, or `poll` for the
+    /// consumer's message stream): counted every time, logged the first time and then at most
+    /// every 30 s for each kind, with how many it stood for.
+    pub fn client_error(&self, client: &str, error: &KafkaError, reason: &str) {
+        let kind = error
+            .rdkafka_error_code()
+            .map_or_else(|| "other".to_string(), |c| format!("{c:?}"));
+        if client != "poll" {
+            self.metrics
+                .client_errors
+                .with_label_values(&[client, kind.as_str()])
+                .inc();
+        }
+        let key = format!("{client} {kind}");
+        let logged = self
+            .repeats
+            .lock()
+            .expect("repeats lock")
+            .note(&key, Instant::now());
+        if let Some(repeats) = logged {
+            tracing::warn!(client, %error, reason, repeats, "kafka client error");
         }
     }
 
@@ -242,7 +270,7 @@ pub async fn run_with(
             _ = &mut shutdown => break Ok(()),
             _ = ticker.tick() => commit(&consumer, &shared, drain),
             msg = consumer.recv() => match msg {
-                Err(e) => tracing::warn!(%e, "consume error"),
+                Err(e) => shared.client_error("poll", &e, ""),
                 Ok(m) => {
                     let topic: Arc<str> = Arc::from(m.topic());
                     let (partition, offset) = (m.partition(), m.offset());
