@@ -588,6 +588,16 @@ pub struct CPath {
     raw: String,
     /// `joins[i][k]` is segments `i..=i+k` joined with dots.
     joins: Vec<Vec<String>>,
+    /// [`key_hash`] of each of the first segment's candidate keys (`joins[0]`), for looking
+    /// them up in an indexed record (`normalize::value::Record`).
+    top_hashes: Vec<u64>,
+}
+
+/// The hash an indexed record files its top-level keys under (FxHash: a few instructions for
+/// a short key).
+pub fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(key)
 }
 
 impl CPath {
@@ -597,12 +607,16 @@ impl CPath {
         } else {
             raw.split('.').collect()
         };
-        let joins = (0..segs.len())
+        let joins: Vec<Vec<String>> = (0..segs.len())
             .map(|i| (i..segs.len()).map(|j| segs[i..=j].join(".")).collect())
             .collect();
+        let top_hashes = joins
+            .first()
+            .map_or_else(Vec::new, |keys| keys.iter().map(|k| key_hash(k)).collect());
         CPath {
             raw: raw.to_string(),
             joins,
+            top_hashes,
         }
     }
 
@@ -632,6 +646,15 @@ impl CPath {
             .iter()
             .enumerate()
             .map(move |(k, s)| (s.as_str(), i + k + 1))
+    }
+
+    /// The candidate keys of [`keys_at(0)`](CPath::keys_at) and their [`key_hash`]es, in
+    /// the same order (key `k` is followed by segment `k + 1`). Empty for `.`.
+    pub fn top_keys(&self) -> (&[String], &[u64]) {
+        (
+            self.joins.first().map_or(&[], Vec::as_slice),
+            &self.top_hashes,
+        )
     }
 }
 

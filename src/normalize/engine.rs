@@ -2,7 +2,7 @@
 //! over decoded records to build the OCSF event.
 
 use super::spec::{ClassDef, FieldDef, FieldRuleDef, MappingDef};
-use super::value::{lookup, present, text, to_json};
+use super::value::{present, text, to_json, Record};
 use crate::cond::Cond;
 use crate::decode::Value;
 use crate::path::{self, CPath, TemplatePart as TplPart};
@@ -174,6 +174,11 @@ impl Mapping {
     /// Map one record. Never fails: a record no class rule matches becomes a Base Event with
     /// the source-wide fields mapped, the rest under `unmapped`, and a `class_unmapped` gap.
     pub fn apply(&self, record: &Value<'_>) -> Mapped {
+        self.apply_indexed(&Record::new(record))
+    }
+
+    /// [`apply`](Mapping::apply) to a record already indexed.
+    pub fn apply_indexed(&self, record: &Record<'_, '_>) -> Mapped {
         let matched = self
             .classes
             .iter()
@@ -190,7 +195,8 @@ impl Mapping {
             }
         }
         let mut leaves = 0;
-        if let Some(unmapped) = self.unmapped(record, class, &mut String::new(), &mut leaves) {
+        if let Some(unmapped) = self.unmapped(record.root(), class, &mut String::new(), &mut leaves)
+        {
             alert.insert("unmapped", unmapped);
         }
         if matched.is_none() {
@@ -222,7 +228,7 @@ impl Mapping {
         matches!(v, Value::String(s) if self.null_values.iter().any(|n| n == s.as_ref()))
     }
 
-    fn run_rule(&self, rule: &Rule, record: &Value<'_>, gaps: &mut Vec<Gap>) -> Option<Json> {
+    fn run_rule(&self, rule: &Rule, record: &Record<'_, '_>, gaps: &mut Vec<Gap>) -> Option<Json> {
         if let Some(w) = &rule.when {
             if !w.eval(record) {
                 return None;
@@ -232,13 +238,18 @@ impl Mapping {
         out.or_else(|| rule.default.clone())
     }
 
-    fn rule_value(&self, rule: &Rule, record: &Value<'_>, gaps: &mut Vec<Gap>) -> Option<Json> {
+    fn rule_value(
+        &self,
+        rule: &Rule,
+        record: &Record<'_, '_>,
+        gaps: &mut Vec<Gap>,
+    ) -> Option<Json> {
         let mut value: Json = match &rule.source {
             Source::Const(c) => return Some(c.clone()),
             Source::Paths(paths) => {
                 let found = paths
                     .iter()
-                    .filter_map(|p| lookup(record, p))
+                    .filter_map(|p| record.lookup(p))
                     .find(|v| !self.is_null(v))?;
                 if let Some(each) = &rule.each {
                     // With `split`, a string is split first and each piece mapped.
@@ -258,9 +269,10 @@ impl Mapping {
                     };
                     let mut out = Vec::new();
                     for item in items {
+                        let item = Record::plain(item);
                         let mut obj = path::Builder::new();
                         for sub in each {
-                            if let Some(v) = self.run_rule(sub, item, gaps) {
+                            if let Some(v) = self.run_rule(sub, &item, gaps) {
                                 obj.set(&sub.target_path, v);
                             }
                         }
@@ -278,7 +290,7 @@ impl Mapping {
                     match part {
                         TplPart::Lit(l) => s.push_str(l),
                         TplPart::Field(p) => {
-                            let v = lookup(record, p).filter(|v| !self.is_null(v))?;
+                            let v = record.lookup(p).filter(|v| !self.is_null(v))?;
                             s.push_str(&text(v)?);
                         }
                     }
@@ -373,6 +385,7 @@ impl Mapping {
     ///
     /// [`apply`]: Mapping::apply
     pub fn trace(&self, record: &Value<'_>) -> MappingTrace {
+        let record = &Record::new(record);
         let matched = self
             .classes
             .iter()
@@ -387,7 +400,7 @@ impl Mapping {
             let found = match &rule.source {
                 Source::Paths(paths) => paths
                     .iter()
-                    .find(|p| lookup(record, p).is_some_and(|v| !self.is_null(v))),
+                    .find(|p| record.lookup(p).is_some_and(|v| !self.is_null(v))),
                 _ => None,
             };
             let mut how = match (&rule.source, found) {

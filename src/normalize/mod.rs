@@ -114,6 +114,15 @@ impl Normalizer {
 
     /// Pick the mapping for a record: configured route first, then shape detection.
     pub fn detect(&self, record: &Value<'_>, format: &str, input: &str) -> Option<&Arc<Mapping>> {
+        self.detect_indexed(&value::Record::new(record), format, input)
+    }
+
+    fn detect_indexed(
+        &self,
+        record: &value::Record<'_, '_>,
+        format: &str,
+        input: &str,
+    ) -> Option<&Arc<Mapping>> {
         if let Some(source) = routed_source(&self.routes, input) {
             return self.mapping(source);
         }
@@ -135,9 +144,10 @@ impl Normalizer {
     /// derives them after sanitising: they are captions from the OCSF tables, not text from
     /// the record, so the sanitiser has nothing to look for in them.
     pub fn map_record(&self, record: &Value<'_>, format: &str, input: &str) -> Normalized {
-        let mapping = self.detect(record, format, input).cloned();
+        let indexed = value::Record::new(record);
+        let mapping = self.detect_indexed(&indexed, format, input).cloned();
         let mapped = match &mapping {
-            Some(m) => m.apply(record),
+            Some(m) => m.apply_indexed(&indexed),
             None => {
                 let mut alert = Map::new();
                 alert.insert("class_uid".into(), Json::from(0));

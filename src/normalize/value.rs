@@ -3,10 +3,129 @@
 
 use crate::cond::Doc;
 use crate::decode::Value;
-use crate::path::CPath;
+use crate::path::{key_hash, CPath};
 use simd_json::prelude::*;
 use simd_json::StaticNode;
 use std::borrow::Cow;
+
+/// A decoded record with its top-level members indexed by key hash, for the many path
+/// lookups mapping it takes.
+///
+/// Shape detection, conditions and rules look up about a hundred paths in a record, most of
+/// them at its top level and many of them absent (the names other variants of a source use).
+/// simd-json keeps an object of up to 32 members as a vector, so each lookup was a scan
+/// comparing keys, the whole vector for every absent one. The index is built once a record
+/// (hash each top-level key into a table of 64 one-byte slots) and answers with a probe or
+/// two; a path carries its first keys' hashes from compile time ([`CPath::top_keys`]).
+/// Lookups give exactly what [`lookup`] gives, first member first when a key repeats.
+pub struct Record<'v, 'a> {
+    root: &'v Value<'a>,
+    top: Option<TopIndex<'v, 'a>>,
+}
+
+/// Members simd-json keeps as a vector; larger objects are hash maps already.
+const MAX_INDEXED: usize = 32;
+/// Slots of the index: at most half of them filled, so probes stay short.
+const SLOTS: usize = 2 * MAX_INDEXED;
+
+struct TopIndex<'v, 'a> {
+    /// Slot → 1 + position in `members`; 0 when empty.
+    slots: [u8; SLOTS],
+    members: Vec<(u64, &'v str, &'v Value<'a>)>,
+}
+
+impl<'v, 'a> TopIndex<'v, 'a> {
+    fn slot(hash: u64) -> usize {
+        (hash >> (64 - SLOTS.trailing_zeros())) as usize
+    }
+
+    fn build(obj: &'v simd_json::value::borrowed::Object<'a>) -> Option<TopIndex<'v, 'a>> {
+        if obj.len() > MAX_INDEXED {
+            return None;
+        }
+        let mut index = TopIndex {
+            slots: [0; SLOTS],
+            members: Vec::with_capacity(obj.len()),
+        };
+        for (key, value) in obj.iter() {
+            let hash = key_hash(key);
+            if index.get(key, hash).is_some() {
+                // A repeated key: lookups find the first one, as in the object itself.
+                continue;
+            }
+            let mut i = Self::slot(hash);
+            while index.slots[i] != 0 {
+                i = (i + 1) % SLOTS;
+            }
+            index.members.push((hash, key.as_ref(), value));
+            index.slots[i] = index.members.len() as u8;
+        }
+        Some(index)
+    }
+
+    fn get(&self, key: &str, hash: u64) -> Option<&'v Value<'a>> {
+        let mut i = Self::slot(hash);
+        loop {
+            let n = self.slots[i];
+            if n == 0 {
+                return None;
+            }
+            let (h, k, v) = self.members[n as usize - 1];
+            if h == hash && k == key {
+                return Some(v);
+            }
+            i = (i + 1) % SLOTS;
+        }
+    }
+}
+
+impl<'v, 'a> Record<'v, 'a> {
+    /// Index a record's top level (objects of up to 32 members; anything else is read as it is).
+    pub fn new(root: &'v Value<'a>) -> Record<'v, 'a> {
+        let top = match root {
+            Value::Object(obj) => TopIndex::build(obj),
+            _ => None,
+        };
+        Record { root, top }
+    }
+
+    /// A value read without an index: for a part of a record looked into a few times only.
+    pub fn plain(root: &'v Value<'a>) -> Record<'v, 'a> {
+        Record { root, top: None }
+    }
+
+    pub fn root(&self) -> &'v Value<'a> {
+        self.root
+    }
+
+    /// [`lookup`] through the index.
+    pub fn lookup(&self, path: &CPath) -> Option<&'v Value<'a>> {
+        let Some(top) = &self.top else {
+            return lookup(self.root, path);
+        };
+        if path.is_empty() {
+            return Some(self.root);
+        }
+        let (keys, hashes) = path.top_keys();
+        for (k, (key, &hash)) in keys.iter().zip(hashes).enumerate() {
+            if let Some(v) = top.get(key, hash) {
+                if let Some(found) = lookup_from(v, path, k + 1) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Doc for Record<'_, '_> {
+    fn text(&self, path: &CPath) -> Option<Cow<'_, str>> {
+        text(self.lookup(path)?)
+    }
+    fn present(&self, path: &CPath) -> bool {
+        self.lookup(path).is_some_and(present)
+    }
+}
 
 /// Look up a compiled path. `.` (empty path) is the value itself.
 pub fn lookup<'v, 'a>(root: &'v Value<'a>, path: &CPath) -> Option<&'v Value<'a>> {
@@ -101,6 +220,64 @@ pub fn top_level_len(v: &Value<'_>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The indexed lookup against the plain one, over objects of every size around the
+    /// vector/hash-map boundary, with repeated keys (simd-json keeps both), dotted keys next
+    /// to nested objects of the same path, and paths present and absent.
+    #[test]
+    fn an_indexed_record_finds_what_a_plain_lookup_finds() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let names = [
+            "a",
+            "b",
+            "id",
+            "id.orig_h",
+            "orig_h",
+            "k",
+            "@timestamp",
+            "x.y",
+            "y",
+        ];
+        for round in 0..400 {
+            let members = [0, 1, 5, 31, 32, 33, 40][round % 7];
+            let mut text = String::from("{");
+            for i in 0..members {
+                let key = if next(3) == 0 {
+                    format!("m{i}")
+                } else {
+                    names[next(names.len() as u64) as usize].to_string()
+                };
+                let value = match next(3) {
+                    0 => format!("{i}"),
+                    1 => format!("{{\"orig_h\":\"n{i}\",\"y\":{i}}}"),
+                    _ => format!("\"s{i}\""),
+                };
+                text.push_str(&format!("\"{key}\":{value},"));
+            }
+            if text.ends_with(',') {
+                text.pop();
+            }
+            text.push('}');
+            let mut bytes = text.clone().into_bytes();
+            let v = simd_json::to_borrowed_value(&mut bytes).unwrap();
+            let indexed = Record::new(&v);
+            let paths = names.iter().map(|n| n.to_string()).chain(
+                ["id.orig_h", "x.y", "b.y", "m3", "m32", "m39", ".", "zz"].map(String::from),
+            );
+            for p in paths {
+                let path = CPath::new(&p);
+                let want = lookup(&v, &path).map(|x| x as *const Value<'_>);
+                let got = indexed.lookup(&path).map(|x| x as *const Value<'_>);
+                assert_eq!(got, want, "{p} in {text}");
+            }
+        }
+    }
 
     #[test]
     fn dotted_keys_and_nesting_both_resolve() {
