@@ -4,7 +4,8 @@ use alertctx::cli::{self, Cli, Command};
 
 /// mimalloc instead of the system allocator: the core allocates many small strings and maps
 /// per record, and glibc's malloc/free were a fifth of its instructions (see README,
-/// Performance).
+/// Performance). Built without transparent huge pages (`no_thp` in Cargo.toml): they made the
+/// heap resident in 2 MiB steps.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
