@@ -6,7 +6,8 @@
 //! `YYYY-MM-DD hh:mm:ss[.f]` (read as UTC, the convention of NXLog and Sysmon `UtcTime`), or
 //! CEF's `Mmm dd yyyy hh:mm:ss`.
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::format::{parse, Item, Parsed, StrftimeItems};
+use chrono::{DateTime, TimeZone, Utc};
 
 /// Convert an epoch number of unknown unit to milliseconds.
 pub fn epoch_to_ms(n: f64) -> Option<i64> {
@@ -41,6 +42,28 @@ const NAIVE_FORMATS: [&str; 7] = [
     "%m/%d/%Y %I:%M:%S %p",
 ];
 
+/// The formats above, each parsed once: `parse_from_str` parses its format string again on
+/// every call, and a record whose time is not RFC 3339 tries several of them.
+struct Compiled {
+    offset: Vec<Vec<Item<'static>>>,
+    naive: Vec<Vec<Item<'static>>>,
+}
+
+fn compiled() -> &'static Compiled {
+    static C: std::sync::LazyLock<Compiled> = std::sync::LazyLock::new(|| {
+        let items = |f: &'static str| {
+            StrftimeItems::new(f)
+                .parse()
+                .expect("the built-in time formats are valid")
+        };
+        Compiled {
+            offset: OFFSET_FORMATS.into_iter().map(items).collect(),
+            naive: NAIVE_FORMATS.into_iter().map(items).collect(),
+        }
+    });
+    &C
+}
+
 /// Parse a timestamp string to epoch milliseconds.
 pub fn parse_str_ms(s: &str) -> Option<i64> {
     let s = s.trim();
@@ -53,15 +76,28 @@ pub fn parse_str_ms(s: &str) -> Option<i64> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.timestamp_millis());
     }
-    for f in OFFSET_FORMATS {
-        if let Ok(dt) = DateTime::parse_from_str(s, f) {
-            return Some(dt.timestamp_millis());
+    parse_formatted(s)
+}
+
+/// The first of the formats above that reads `s`: what `DateTime::parse_from_str` and
+/// `NaiveDateTime::parse_from_str` would give, with the formats parsed already.
+fn parse_formatted(s: &str) -> Option<i64> {
+    let c = compiled();
+    for items in &c.offset {
+        let mut parsed = Parsed::new();
+        if parse(&mut parsed, s, items.iter()).is_ok() {
+            if let Ok(dt) = parsed.to_datetime() {
+                return Some(dt.timestamp_millis());
+            }
         }
     }
     let naive = s.strip_suffix('Z').unwrap_or(s);
-    for f in NAIVE_FORMATS {
-        if let Ok(dt) = NaiveDateTime::parse_from_str(naive, f) {
-            return Some(Utc.from_utc_datetime(&dt).timestamp_millis());
+    for items in &c.naive {
+        let mut parsed = Parsed::new();
+        if parse(&mut parsed, naive, items.iter()).is_ok() {
+            if let Ok(dt) = parsed.to_naive_datetime_with_offset(0) {
+                return Some(Utc.from_utc_datetime(&dt).timestamp_millis());
+            }
         }
     }
     None
@@ -95,6 +131,50 @@ pub fn parse_duration_ms(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The compiled formats give what chrono's `parse_from_str` gives with the format
+    /// strings, for strings of every shape, valid and not.
+    #[test]
+    fn compiled_formats_agree_with_parse_from_str() {
+        use chrono::NaiveDateTime;
+        let reference = |s: &str| -> Option<i64> {
+            for f in OFFSET_FORMATS {
+                if let Ok(dt) = DateTime::parse_from_str(s, f) {
+                    return Some(dt.timestamp_millis());
+                }
+            }
+            let naive = s.strip_suffix('Z').unwrap_or(s);
+            for f in NAIVE_FORMATS {
+                if let Ok(dt) = NaiveDateTime::parse_from_str(naive, f) {
+                    return Some(Utc.from_utc_datetime(&dt).timestamp_millis());
+                }
+            }
+            None
+        };
+        let samples = [
+            "2022-02-08T09:40:29.080710-0500",
+            "2022-02-08 09:40:29.080710 -0500",
+            "2022-02-08 09:40:29-0500",
+            "2022-02-08 14:40:29.080",
+            "2022-02-08 14:40:29Z",
+            "Feb 08 2022 14:40:29",
+            "Feb  8 2022 14:40:29",
+            "Feb 08 2022 14:40:29.5",
+            "2022/02/08 14:40:29",
+            "02/08/2022 14:40:29",
+            "2/8/2022 2:40:29 PM",
+            "2/8/2022 2:40:29 XM",
+            "2022-02-30 14:40:29",
+            "2022-02-08 25:40:29",
+            "2022-02-08",
+            "yesterday",
+            "2022-02-08T14:40:29+25:00",
+        ];
+        for s in samples {
+            let got = parse_formatted(s);
+            assert_eq!(got, reference(s), "{s}");
+        }
+    }
 
     #[test]
     fn parses_the_shapes_sources_write() {
