@@ -162,9 +162,20 @@ async fn all_done(s: &Setup, stop: Arc<AtomicBool>, workers: &[Arc<Metrics>], do
             .await
             .unwrap();
         if Instant::now() >= deadline {
-            // Say where it stands, so a failure on a CI machine can be read without a rerun.
+            // Say where it stands, so a failure on a CI machine can be read without a rerun:
+            // outputs the output topics hold against outputs the brokers acknowledged to the
+            // workers (fewer held than acknowledged is the broker's loss, not the worker's).
+            let (b, out, dlq) = (s.brokers.clone(), s.out.clone(), s.dlq.clone());
+            let held: i64 = tokio::task::spawn_blocking(move || {
+                [out, dlq]
+                    .iter()
+                    .flat_map(|t| end_offsets(&b, t, PARTITIONS).into_values())
+                    .sum()
+            })
+            .await
+            .unwrap();
             panic!(
-                "not everything was processed and committed in time: {c}/{} inputs have output; committed {com:?}, end {end:?}; workers: {:?}",
+                "not everything was processed and committed in time: {c}/{} inputs have output; committed {com:?}, end {end:?}; the output topics hold {held} messages; workers: {:?}",
                 s.inputs,
                 worker_state(workers)
             );

@@ -17,6 +17,24 @@ pub fn brokers() -> String {
     std::env::var("ALERTCTX_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
 }
 
+/// Run a broker request again (up to five times, half a second apart) while it fails with
+/// connection trouble ([`alertctx::worker::consume_errors::is_fatal`] says which errors
+/// are not): a busy broker on a 2-core machine must not fail a test that counts messages.
+pub fn retrying<T>(what: &str, mut request: impl FnMut() -> rdkafka::error::KafkaResult<T>) -> T {
+    let mut attempt = 1;
+    loop {
+        match request() {
+            Ok(v) => return v,
+            Err(e) if attempt < 5 && !alertctx::worker::consume_errors::is_fatal(&e) => {
+                eprintln!("{what}: {e} (attempt {attempt}; trying again)");
+                std::thread::sleep(Duration::from_millis(500));
+                attempt += 1;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
     format!(
@@ -82,10 +100,10 @@ pub fn produce(brokers: &str, topic: &str, messages: &[Vec<u8>]) -> usize {
         .set("linger.ms", "5")
         .create()
         .unwrap();
-    let meta = p
-        .client()
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
+    let meta = retrying("metadata", || {
+        p.client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+    });
     let partitions = meta
         .topics()
         .iter()
@@ -119,9 +137,9 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<OwnedMessage
     let mut tpl = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
     for p in 0..partitions {
-        let (lo, hi) = c
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .unwrap();
+        let (lo, hi) = retrying("watermarks", || {
+            c.fetch_watermarks(topic, p, Duration::from_secs(10))
+        });
         if hi > lo {
             tpl.add_partition_offset(topic, p, Offset::Offset(lo))
                 .unwrap();
@@ -226,9 +244,10 @@ pub fn end_offsets(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<i32,
         .map(|p| {
             (
                 p,
-                c.fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .unwrap()
-                    .1,
+                retrying("watermarks", || {
+                    c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                })
+                .1,
             )
         })
         .collect()
@@ -246,7 +265,9 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BT
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    let got = retrying("committed offsets", || {
+        c.committed_offsets(tpl.clone(), Duration::from_secs(10))
+    });
     got.elements()
         .iter()
         .map(|e| {
