@@ -181,7 +181,11 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
-        .set("linger.ms", "5")
+        // Batches of ~10× more bundles than librdkafka's 5 ms default gives at 12k bundles/s:
+        // fewer produce requests and delivery wake-ups. In four back-to-back benchmark pairs
+        // the worker used 3–33% less CPU a record, and latency at half load was no worse
+        // (the consumer's fetch wait dominates it; README, Performance).
+        .set("linger.ms", "50")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "100000")
         // Bundles wait here for the broker: 64 MiB is twice what `max_in_flight` messages'
