@@ -427,12 +427,8 @@ fn fetch_kafka(brokers: &str, topic: &str, partition: i32, offset: i64) -> anyho
             None => {}
         }
     }
-    match last_error {
-        Some(e) => {
-            bail!("no message at {topic}/{partition}@{offset} within 30 s (last error: {e})")
-        }
-        None => bail!("no message at {topic}/{partition}@{offset} within 30 s"),
-    }
+    let last = last_error.map_or(String::new(), |e| format!(" (last error: {e})"));
+    bail!("no message at {topic}/{partition}@{offset} within 30 s{last}")
 }
 
 /// The mapping's own account of the record: (mapping id, trace).

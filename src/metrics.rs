@@ -134,7 +134,7 @@ impl Metrics {
             latency: histogram(&r, "end_to_end_latency_seconds", "Broker timestamp of the input message to acknowledgement of its last output.", &["topic"], vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
             produced: counter(&r, "produced_messages_total", "Output messages acknowledged or failed, by topic and result.", &["topic", "result"]),
             commits: counter(&r, "offset_commits_total", "Offset commits, by result.", &["result"]),
-            client_errors: counter(&r, "kafka_client_errors_total", "Errors librdkafka reported to the worker's consumer and producer (connection trouble, mostly), by client and librdkafka error name.", &["client", "error"]),
+            client_errors: counter(&r, "kafka_client_errors_total", "Errors librdkafka reported to the worker's consumer and producer (connection trouble, mostly), by client (consumer, producer, poll: the consumer's message stream) and librdkafka error name.", &["client", "error"]),
             in_flight: gauge(&r, "in_flight_messages", "Consumed messages whose outputs are not all acknowledged yet."),
             dedup_keys: gauge(&r, "dedup_keys", "Fingerprints the deduplication window remembers."),
             ready: gauge(&r, "ready", "1 when /readyz answers 200: partitions assigned, not draining, nothing failed."),

@@ -193,7 +193,9 @@ fn assert_nothing_evicted(brokers: &str, topics: &[String]) {
     for t in topics {
         for p in 0..PARTITIONS {
             use rdkafka::consumer::Consumer;
-            let (lo, _) = c.fetch_watermarks(t, p, Duration::from_secs(10)).unwrap();
+            let (lo, _) = retrying("watermarks", || {
+                c.fetch_watermarks(t, p, Duration::from_secs(10))
+            });
             assert_eq!(
                 lo, 0,
                 "the mock cluster evicted data from {t}/{p}: reduce the test's volume"

@@ -69,19 +69,18 @@ impl Shared {
         }
     }
 
-    /// A librdkafka error reported by `client` (`consumer`, `producer`, or `poll` for the
-    /// consumer's message stream): counted every time, logged the first time and then at most
-    /// every 30 s for each kind, with how many it stood for.
+    /// A librdkafka error reported by `client` (`consumer` and `producer` for their error
+    /// callbacks, `poll` for the consumer's message stream, which repeats the consumer's
+    /// connection errors and alone reports a partition's): counted every time, logged the
+    /// first time and then at most every 30 s for each kind, with how many it stood for.
     pub fn client_error(&self, client: &str, error: &KafkaError, reason: &str) {
         let kind = error
             .rdkafka_error_code()
             .map_or_else(|| "other".to_string(), |c| format!("{c:?}"));
-        if client != "poll" {
-            self.metrics
-                .client_errors
-                .with_label_values(&[client, kind.as_str()])
-                .inc();
-        }
+        self.metrics
+            .client_errors
+            .with_label_values(&[client, kind.as_str()])
+            .inc();
         let key = format!("{client} {kind}");
         let logged = self
             .repeats
