@@ -54,6 +54,9 @@ static CONTROL: [[u8; 6]; 32] = {
 /// A JSON string literal for `s`, quotes included.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
+    if b.len() <= SHORT && write_short(out, b) {
+        return;
+    }
     out.reserve(b.len() + 2);
     out.push(b'"');
     if clean(b) {
@@ -62,6 +65,51 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         write_escaped(out, b);
     }
     out.push(b'"');
+}
+
+/// Strings up to this long take [`write_short`].
+const SHORT: usize = 16;
+
+/// Write a string of at most [`SHORT`] bytes that needs no escape, quotes included, and say
+/// so; `false` (and nothing written) when a byte needs an escape.
+///
+/// Most strings of a bundle are this short (keys, names, addresses, codes), and for them the
+/// general path's length-dependent copies (a `memcpy` call each) cost more than the bytes.
+/// Here the string is read as two words (overlapping when it is shorter than sixteen bytes,
+/// so that no byte outside it is read), tested eight bytes at a time, and written with
+/// fixed-size copies.
+#[inline]
+fn write_short(out: &mut Vec<u8>, b: &[u8]) -> bool {
+    let n = b.len();
+    debug_assert!(n <= SHORT);
+    // `buf` is the literal: a quote, the bytes, a quote, and slack for the fixed-size writes.
+    let mut buf = [0u8; SHORT + 2];
+    buf[0] = b'"';
+    if n >= 8 {
+        let head = u64::from_le_bytes(b[..8].try_into().expect("eight bytes"));
+        let tail = u64::from_le_bytes(b[n - 8..].try_into().expect("eight bytes"));
+        if needs_escape(head) || needs_escape(tail) {
+            return false;
+        }
+        buf[1..9].copy_from_slice(&head.to_le_bytes());
+        buf[n - 7..n + 1].copy_from_slice(&tail.to_le_bytes());
+    } else {
+        // Fewer than eight bytes: padded with a byte that never needs an escape.
+        let mut w = [b'a'; 8];
+        for (d, s) in w.iter_mut().zip(b) {
+            *d = *s;
+        }
+        if needs_escape(u64::from_le_bytes(w)) {
+            return false;
+        }
+        buf[1..9].copy_from_slice(&w);
+    }
+    buf[n + 1] = b'"';
+    // All of `buf`, then the slack cut off: a copy of a known size compiles to a few moves.
+    let len = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(len + n + 2);
+    true
 }
 
 /// Whether no byte of `b` needs an escape, eight at a time.
@@ -230,6 +278,27 @@ mod tests {
         }
         let v = Json::String("\u{2028}\u{1F600}\u{7f}\"\\\u{0}".repeat(5));
         assert_eq!(ours(&v), serde_json::to_string(&v).unwrap());
+    }
+
+    #[test]
+    fn strings_of_every_length_around_the_short_path_write_as_serde_json_writes_them() {
+        // Every length up to past SHORT, with each escapable (or multi-byte) character at
+        // each position, and the existing output in front so that appending is checked too.
+        for len in 0..=SHORT + 4 {
+            for pos in 0..len.max(1) {
+                for c in ['a', '"', '\\', '\n', '\u{1}', '\u{1f}', '\u{7f}', '\u{e9}'] {
+                    let mut text: String =
+                        (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+                    if len > 0 {
+                        text.replace_range(pos..pos + 1, &c.to_string());
+                    }
+                    let mut out = b"[1,".to_vec();
+                    write_str(&mut out, &text);
+                    let want = format!("[1,{}", serde_json::to_string(&text).unwrap());
+                    assert_eq!(String::from_utf8(out).unwrap(), want, "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]

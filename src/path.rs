@@ -275,7 +275,9 @@ fn member<'a, 'k>(
     key: &'k str,
     make: impl FnOnce() -> Slot<'k>,
 ) -> &'a mut Slot<'k> {
-    let i = match m.iter().position(|(k, _)| k == key) {
+    // From the back: rules run in target order, so a write usually goes into the member
+    // the previous one opened (keys are unique, so the first match is the only one).
+    let i = match m.iter().rposition(|(k, _)| k == key) {
         Some(i) => i,
         None => {
             m.push((Cow::Borrowed(key), make()));
@@ -287,7 +289,7 @@ fn member<'a, 'k>(
 
 /// Put `slot` at `key`, replacing what was there.
 fn put<'k>(m: &mut Members<'k>, key: &'k str, slot: Slot<'k>) {
-    match m.iter_mut().find(|(k, _)| k == key) {
+    match m.iter_mut().rev().find(|(k, _)| k == key) {
         Some((_, old)) => *old = slot,
         None => m.push((Cow::Borrowed(key), slot)),
     }

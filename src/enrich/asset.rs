@@ -22,10 +22,11 @@
 //! When two rows claim the same IP, CIDR, host name or FQDN, the first row keeps it and the
 //! load reports a warning; a short name shared by FQDNs in different domains matches nothing.
 
-use super::definition::{unique, AssetDefinition};
+use super::definition::AssetDefinition;
 use super::keyindex::KeyIndex;
 use super::table::{for_each_row, row_error, split_list, Claims, Row};
-use super::{ipclass, parse_ip, present, EnrichOutput, Enricher, Entity, Miss};
+use super::{attribute_paths, ipclass, parse_ip, present, EnrichOutput, Enricher, Entity, Miss};
+use crate::path::JPath;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 use rustc_hash::FxHashMap;
@@ -38,8 +39,8 @@ use std::path::Path;
 pub struct AssetEnricher {
     name: String,
     version: String,
-    ip_attributes: Vec<String>,
-    host_attributes: Vec<String>,
+    ip_attributes: Vec<JPath>,
+    host_attributes: Vec<JPath>,
     assets: Vec<Asset>,
     by_ip: FxHashMap<IpAddr, u32>,
     v4: PrefixMap<Ipv4Net, u32>,
@@ -76,8 +77,8 @@ impl AssetEnricher {
         let mut e = AssetEnricher {
             name: def.name.clone(),
             version: String::new(),
-            ip_attributes: unique(&def.ip_attributes),
-            host_attributes: unique(&def.host_attributes),
+            ip_attributes: attribute_paths(&def.ip_attributes),
+            host_attributes: attribute_paths(&def.host_attributes),
             assets: Vec::new(),
             by_ip: FxHashMap::default(),
             v4: PrefixMap::new(),
@@ -233,15 +234,19 @@ impl AssetEnricher {
 
     /// Match a host name as a log writes it (any case, optional trailing dot, or an IP).
     pub fn match_host(&self, name: &str) -> Option<AssetMatch> {
-        if let Some(ip) = parse_ip(name) {
-            return self.match_ip(ip);
+        match parse_ip(name) {
+            Some(ip) => self.match_ip(ip),
+            None => self.match_name(&normalize_host(name)),
         }
-        let name = normalize_host(name);
+    }
+
+    /// Match a host name already normalised ([`normalize_host`]) that is not an IP.
+    fn match_name(&self, name: &str) -> Option<AssetMatch> {
         let found = |index: usize, matched_by| Some(AssetMatch { index, matched_by });
-        if let Some(i) = self.by_hostname.get(&name) {
+        if let Some(i) = self.by_hostname.get(name) {
             return found(i, "hostname");
         }
-        if let Some(i) = self.by_fqdn.get(&name) {
+        if let Some(i) = self.by_fqdn.get(name) {
             return found(i, "fqdn");
         }
         match name.split_once('.') {
@@ -255,7 +260,7 @@ impl AssetEnricher {
             }
             None => self
                 .by_fqdn_label
-                .get(&name)
+                .get(name)
                 .and_then(|i| found(i, "short_name")),
         }
     }
@@ -275,16 +280,31 @@ impl AssetEnricher {
     }
 
     /// Whether an unmatched value is a gap: something the inventory should know.
-    fn should_know(&self, value: &str) -> bool {
-        if let Some(ip) = parse_ip(value) {
-            return ipclass::classify(ip).is_some_and(ipclass::is_internal_use);
-        }
-        let name = normalize_host(value);
-        match name.split_once('.') {
-            None => !name.is_empty(),
-            Some((_, domain)) => self.knows_domain(domain),
+    fn should_know(&self, key: &HostKey) -> bool {
+        match key {
+            HostKey::Ip(ip) => ipclass::classify(*ip).is_some_and(ipclass::is_internal_use),
+            HostKey::Name(name) => match name.split_once('.') {
+                None => !name.is_empty(),
+                Some((_, domain)) => self.knows_domain(domain),
+            },
         }
     }
+
+    /// Match what an attribute held, read once into its key.
+    fn match_key(&self, key: &HostKey) -> Option<AssetMatch> {
+        match key {
+            HostKey::Ip(ip) => self.match_ip(*ip),
+            HostKey::Name(name) => self.match_name(name),
+        }
+    }
+}
+
+/// A value an alert names a host by: an address (canonical) or a normalised name. Two
+/// attributes holding the same key are looked up once.
+#[derive(Debug, PartialEq)]
+enum HostKey {
+    Ip(IpAddr),
+    Name(String),
 }
 
 fn normalize_host(name: &str) -> String {
@@ -310,27 +330,23 @@ impl Enricher for AssetEnricher {
         // IP attributes take IPs only; host attributes take names or IPs. One lookup per
         // distinct IP or (case-folded) name per event.
         let values = present(alert, attrs, |attr, value| match parse_ip(value) {
-            Some(ip) => Some(format!("ip:{ip}")),
-            None if ip_attrs.iter().any(|a| a == attr) => None,
-            None => Some(format!("host:{}", normalize_host(value))),
+            Some(ip) => Some(HostKey::Ip(ip)),
+            None if ip_attrs.iter().any(|a| a.raw() == attr) => None,
+            None => Some(HostKey::Name(normalize_host(value))),
         });
-        for (attr, value) in values {
-            let hit = match parse_ip(&value) {
-                Some(ip) => self.match_ip(ip),
-                None => self.match_host(&value),
-            };
-            match hit {
+        for p in values {
+            match self.match_key(&p.key) {
                 Some(m) => out.entities.push(Entity {
                     kind: "asset",
-                    attribute: attr.to_string(),
-                    value,
+                    attribute: p.attribute.to_string(),
+                    value: p.value.into_owned(),
                     matched_by: m.matched_by,
                     enricher: self.name.clone(),
                     context: self.assets[m.index].context.value(),
                 }),
-                None if self.should_know(&value) => out.misses.push(Miss {
-                    attribute: attr.to_string(),
-                    value,
+                None if self.should_know(&p.key) => out.misses.push(Miss {
+                    attribute: p.attribute.to_string(),
+                    value: p.value.into_owned(),
                     enricher: self.name.clone(),
                     code: "asset_unknown",
                 }),

@@ -26,8 +26,11 @@
 //! hits; [`GeoEnricher::cache_stats`] reports its hit and miss counts. A record that fails to
 //! decode (a corrupt database) counts as no record and in [`GeoEnricher::lookup_errors`].
 
-use super::definition::{unique, GeoDefinition};
-use super::{ipclass, parse_ip, present, EnrichOutput, Enricher, Enrichment, Miss};
+use super::definition::GeoDefinition;
+use super::{
+    attribute_paths, ipclass, parse_ip, present, EnrichOutput, Enricher, Enrichment, Miss,
+};
+use crate::path::JPath;
 use anyhow::Context;
 use lru::LruCache;
 use maxminddb::{geoip2, Reader};
@@ -46,7 +49,7 @@ pub struct GeoEnricher {
     name: String,
     version: String,
     source: String,
-    attributes: Vec<String>,
+    attributes: Vec<JPath>,
     city: Option<Reader<Vec<u8>>>,
     asn: Option<Reader<Vec<u8>>>,
     anonymous: Option<Reader<Vec<u8>>>,
@@ -98,7 +101,7 @@ impl GeoEnricher {
             name: def.name.clone(),
             version: format!("sha256:{}", hex::encode(hasher.finalize())),
             source: sources.join("+"),
-            attributes: unique(&def.ip_attributes),
+            attributes: attribute_paths(&def.ip_attributes),
             city,
             asn,
             anonymous,
@@ -297,12 +300,9 @@ impl Enricher for GeoEnricher {
 
     fn enrich(&mut self, alert: &Value, out: &mut EnrichOutput) {
         let attributes = std::mem::take(&mut self.attributes);
-        let values = present(alert, &attributes, |_, value| {
-            parse_ip(value).map(|ip| ip.to_string())
-        });
-        for (attr, value) in values {
-            let Some(ip) = parse_ip(&value) else { continue };
-            let (source, data) = match self.lookup(ip) {
+        let values = present(alert, &attributes, |_, value| parse_ip(value));
+        for p in values {
+            let (source, data) = match self.lookup(p.key) {
                 GeoLookup::Reserved(label) => (
                     RESERVED_SOURCE.to_string(),
                     json!({"internal": true, "range": label}),
@@ -310,8 +310,8 @@ impl Enricher for GeoEnricher {
                 GeoLookup::Found(data) => (self.source.clone(), data),
                 GeoLookup::NotFound => {
                     out.misses.push(Miss {
-                        attribute: attr.to_string(),
-                        value,
+                        attribute: p.attribute.to_string(),
+                        value: p.value.into_owned(),
                         enricher: self.name.clone(),
                         code: "geo_unknown",
                     });
@@ -319,8 +319,8 @@ impl Enricher for GeoEnricher {
                 }
             };
             out.enrichment.push(Enrichment {
-                attribute: attr.to_string(),
-                value,
+                attribute: p.attribute.to_string(),
+                value: p.value.into_owned(),
                 enricher: self.name.clone(),
                 source,
                 data,

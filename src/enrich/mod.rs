@@ -26,6 +26,8 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::path::JPath;
+
 pub use definition::Definition;
 
 /// What enrichers contribute for one event; the pipeline turns it into bundle layers.
@@ -173,26 +175,63 @@ pub fn load_definition(path: &Path) -> anyhow::Result<Loaded> {
 }
 
 /// The present attributes of `alert` among `attributes`, in order, with their values as
-/// written (numbers rendered). `key(attribute, value)` normalises a value for the
-/// once-per-event rule: an attribute whose key was already seen is dropped, and so is one
-/// whose key is `None` (a value the enricher cannot use).
-pub(crate) fn present<'a>(
-    alert: &serde_json::Value,
-    attributes: impl IntoIterator<Item = &'a String>,
-    mut key: impl FnMut(&str, &str) -> Option<String>,
-) -> Vec<(&'a str, String)> {
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
+/// written (numbers rendered) and their keys. `key(attribute, value)` normalises a value for
+/// the once-per-event rule: an attribute whose key was already seen is dropped, and so is one
+/// whose key is `None` (a value the enricher cannot use). The key goes with the value, so
+/// that what the key took to compute (an address parsed, a name folded) is done once.
+pub(crate) fn present<'a, 'v, K: PartialEq>(
+    alert: &'v serde_json::Value,
+    attributes: impl IntoIterator<Item = &'a JPath>,
+    mut key: impl FnMut(&str, &str) -> Option<K>,
+) -> Vec<Present<'a, 'v, K>> {
+    // An enricher reads a handful of attributes: a scan of what is kept beats a set.
+    let mut out: Vec<Present<'a, 'v, K>> = Vec::new();
     for attr in attributes {
-        if let Some(value) = crate::path::get_str(alert, attr) {
-            if let Some(k) = key(attr, &value) {
-                if seen.insert(k) {
-                    out.push((attr.as_str(), value));
+        if let Some(value) = attr_text(alert, attr) {
+            if let Some(k) = key(attr.raw(), &value) {
+                if !out.iter().any(|p| p.key == k) {
+                    out.push(Present {
+                        attribute: attr.raw(),
+                        value,
+                        key: k,
+                    });
                 }
             }
         }
     }
     out
+}
+
+/// One attribute [`present`] found.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Present<'a, 'v, K> {
+    pub attribute: &'a str,
+    /// The value as written: borrowed from the alert where it is a string.
+    pub value: std::borrow::Cow<'v, str>,
+    pub key: K,
+}
+
+/// The text of a present, non-empty scalar at `path` (what [`crate::path::get_str`] gives,
+/// borrowed where it is a string).
+pub(crate) fn attr_text<'v>(
+    alert: &'v serde_json::Value,
+    path: &JPath,
+) -> Option<std::borrow::Cow<'v, str>> {
+    use std::borrow::Cow;
+    match path.get(alert)? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+        serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        serde_json::Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
+
+/// Attribute names compiled for reading, repeats removed (first occurrence kept).
+pub(crate) fn attribute_paths(attrs: &[String]) -> Vec<JPath> {
+    definition::unique(attrs)
+        .iter()
+        .map(|a| JPath::new(a))
+        .collect()
 }
 
 /// Parse an IP address as logs write it: trimmed, optionally in brackets, with an IPv6 zone
@@ -400,16 +439,41 @@ mod tests {
 
     #[test]
     fn present_reads_in_order_and_once_per_value() {
-        let alert = json!({"a": {"ip": "10.0.0.1"}, "b": {"ip": "10.0.0.1"}, "c": {"ip": ""}, "d": {"ip": 7}});
-        let attrs: Vec<String> = ["d.ip", "a.ip", "c.ip", "b.ip", "x.ip"]
-            .iter()
-            .map(|s| s.to_string())
+        let alert = json!({"a": {"ip": "10.0.0.1"}, "b": {"ip": "10.0.0.1"}, "c": {"ip": ""}, "d": {"ip": 7}, "e": {"ip": true}});
+        let attrs = attribute_paths(&strings(&[
+            "d.ip", "a.ip", "c.ip", "b.ip", "x.ip", "a.ip", "e.ip",
+        ]));
+        let got: Vec<(&str, String)> = present(&alert, &attrs, |_, v| Some(v.to_string()))
+            .into_iter()
+            .map(|p| (p.attribute, p.value.into_owned()))
             .collect();
-        let got = present(&alert, &attrs, |_, v| Some(v.to_string()));
         assert_eq!(
             got,
-            vec![("d.ip", "7".to_string()), ("a.ip", "10.0.0.1".to_string())]
+            vec![
+                ("d.ip", "7".to_string()),
+                ("a.ip", "10.0.0.1".to_string()),
+                ("e.ip", "true".to_string())
+            ]
         );
+        // Each value read is what `path::get_str` reads.
+        for a in &attrs {
+            assert_eq!(
+                attr_text(&alert, a).map(|c| c.into_owned()),
+                crate::path::get_str(&alert, a.raw()),
+                "{}",
+                a.raw()
+            );
+        }
+        // A key of `None` leaves the attribute out; keys, not values, decide repeats.
+        let got = present(&alert, &attrs, |attr, v| {
+            (attr != "d.ip").then_some(v.len() > 4)
+        });
+        let kept: Vec<&str> = got.iter().map(|p| p.attribute).collect();
+        assert_eq!(kept, vec!["a.ip", "e.ip"]);
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]

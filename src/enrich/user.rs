@@ -28,20 +28,23 @@
 //! of the directory's domain SIDs. External senders and other machines' local accounts are
 //! not gaps.
 
-use super::definition::{unique, UserDefinition};
+use super::definition::UserDefinition;
 use super::keyindex::KeyIndex;
 use super::table::{for_each_row, row_error, split_list, Claims, Row};
-use super::{present, EnrichOutput, Enricher, Entity, Miss};
+use super::{attr_text, attribute_paths, present, EnrichOutput, Enricher, Entity, Miss};
+use crate::path::JPath;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The directory in memory, indexed for every spelling of a user.
 pub struct UserEnricher {
     name: String,
     version: String,
-    attributes: Vec<String>,
-    domain_attributes: BTreeMap<String, String>,
+    attributes: Vec<JPath>,
+    /// (user attribute, the attribute holding its domain), from `domain_attributes`.
+    domain_attributes: Vec<(String, JPath)>,
     contexts: Vec<super::CompactContext>,
     by_uid: KeyIndex,
     by_sid: KeyIndex,
@@ -145,8 +148,12 @@ impl UserEnricher {
         let mut e = UserEnricher {
             name: def.name.clone(),
             version: String::new(),
-            attributes: unique(&def.user_attributes),
-            domain_attributes: def.domain_attributes.clone(),
+            attributes: attribute_paths(&def.user_attributes),
+            domain_attributes: def
+                .domain_attributes
+                .iter()
+                .map(|(user, domain)| (user.clone(), JPath::new(domain)))
+                .collect(),
             contexts: Vec::new(),
             by_uid: KeyIndex::default(),
             by_sid: KeyIndex::default(),
@@ -361,6 +368,19 @@ impl UserEnricher {
     }
 }
 
+/// A user as [`present`] tells repeats apart: the folded, domain-qualified name alone. The
+/// domain attribute read for it rides along to the lookup.
+struct UserKey<'v> {
+    folded: String,
+    domain: Option<Cow<'v, str>>,
+}
+
+impl PartialEq for UserKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.folded == other.folded
+    }
+}
+
 impl Enricher for UserEnricher {
     fn name(&self) -> &str {
         &self.name
@@ -377,33 +397,35 @@ impl Enricher for UserEnricher {
     fn enrich(&mut self, alert: &Value, out: &mut EnrichOutput) {
         let domain_of = |attr: &str| {
             self.domain_attributes
-                .get(attr)
-                .and_then(|d| crate::path::get_str(alert, d))
+                .iter()
+                .find(|(a, _)| a == attr)
+                .and_then(|(_, d)| attr_text(alert, d))
         };
         // Once per distinct (domain-qualified, case-folded) user per event.
         let values = present(alert, &self.attributes, |attr, value| {
             let v = value.trim().to_lowercase();
-            Some(match domain_of(attr) {
+            let domain = domain_of(attr);
+            let folded = match &domain {
                 Some(d) if !v.contains('\\') && !v.contains('@') && !v.starts_with("s-1-") => {
                     format!("{}\\{v}", d.trim().to_lowercase())
                 }
                 _ => v,
-            })
+            };
+            Some(UserKey { folded, domain })
         });
-        for (attr, value) in values {
-            let domain = domain_of(attr);
-            match self.lookup(attr, &value, domain.as_deref()) {
+        for p in &values {
+            match self.lookup(p.attribute, &p.value, p.key.domain.as_deref()) {
                 Lookup::Found(m) => out.entities.push(Entity {
                     kind: "user",
-                    attribute: attr.to_string(),
-                    value,
+                    attribute: p.attribute.to_string(),
+                    value: p.value.to_string(),
                     matched_by: m.matched_by,
                     enricher: self.name.clone(),
                     context: self.contexts[m.index].value(),
                 }),
                 Lookup::Unknown => out.misses.push(Miss {
-                    attribute: attr.to_string(),
-                    value,
+                    attribute: p.attribute.to_string(),
+                    value: p.value.to_string(),
                     enricher: self.name.clone(),
                     code: "user_unknown",
                 }),
