@@ -230,21 +230,21 @@ impl PipelineInfo {
 /// The Kafka key for a bundle: the entity the alert is about, so one host's or user's alerts
 /// stay in order on one partition: the device, else the source endpoint, else the user.
 pub fn routing_key(alert: &Json) -> String {
-    const KEYS: [&str; 7] = [
-        "device.hostname",
-        "device.ip",
-        "src_endpoint.hostname",
-        "src_endpoint.ip",
-        "user.name",
-        "actor.user.name",
-        "dst_endpoint.ip",
-    ];
-    for k in KEYS {
-        if let Some(v) = crate::path::get_str(alert, k) {
-            return v.to_lowercase();
-        }
-    }
-    String::new()
+    static KEYS: std::sync::LazyLock<[crate::path::JPath; 7]> = std::sync::LazyLock::new(|| {
+        [
+            "device.hostname",
+            "device.ip",
+            "src_endpoint.hostname",
+            "src_endpoint.ip",
+            "user.name",
+            "actor.user.name",
+            "dst_endpoint.ip",
+        ]
+        .map(crate::path::JPath::new)
+    });
+    KEYS.iter()
+        .find_map(|k| k.text(alert))
+        .map_or_else(String::new, |v| v.to_lowercase())
 }
 
 #[cfg(test)]
@@ -377,6 +377,12 @@ mod tests {
             routing_key(&json!({"src_endpoint": {"ip": "10.0.0.1"}})),
             "10.0.0.1"
         );
+        assert_eq!(
+            routing_key(&json!({"device": {"hostname": ""}, "user": {"name": "Ann"}})),
+            "ann",
+            "an empty value is no key"
+        );
+        assert_eq!(routing_key(&json!({"device": {"ip": 7}})), "7");
         assert_eq!(routing_key(&json!({})), "");
     }
 }

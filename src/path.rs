@@ -97,6 +97,18 @@ impl JPath {
     pub fn is_present(&self, value: &Value) -> bool {
         holds_value(self.get(value))
     }
+
+    /// [`get_str`] with the compiled path, borrowed where the value is a string: the text of
+    /// a present, non-empty scalar.
+    pub fn text<'v>(&self, value: &'v Value) -> Option<std::borrow::Cow<'v, str>> {
+        use std::borrow::Cow;
+        match self.get(value)? {
+            Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+            Value::Number(n) => Some(Cow::Owned(n.to_string())),
+            Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+            _ => None,
+        }
+    }
 }
 
 /// [`get`] with a path compiled by [`CPath`], for conditions over normalized alerts: the same
@@ -474,6 +486,11 @@ mod tests {
             assert_eq!(JPath::new(p).raw(), *p);
             assert_eq!(get_cpath(&v, &CPath::new(p)), get(&v, p), "CPath {p:?}");
             assert_eq!(JPath::new(p).is_present(&v), is_present(&v, p), "{p:?}");
+            assert_eq!(
+                JPath::new(p).text(&v).map(|t| t.into_owned()),
+                get_str(&v, p),
+                "text {p:?}"
+            );
         }
     }
 

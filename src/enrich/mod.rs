@@ -187,7 +187,7 @@ pub(crate) fn present<'a, 'v, K: PartialEq>(
     // An enricher reads a handful of attributes: a scan of what is kept beats a set.
     let mut out: Vec<Present<'a, 'v, K>> = Vec::new();
     for attr in attributes {
-        if let Some(value) = attr_text(alert, attr) {
+        if let Some(value) = attr.text(alert) {
             if let Some(k) = key(attr.raw(), &value) {
                 if !out.iter().any(|p| p.key == k) {
                     out.push(Present {
@@ -209,21 +209,6 @@ pub(crate) struct Present<'a, 'v, K> {
     /// The value as written: borrowed from the alert where it is a string.
     pub value: std::borrow::Cow<'v, str>,
     pub key: K,
-}
-
-/// The text of a present, non-empty scalar at `path` (what [`crate::path::get_str`] gives,
-/// borrowed where it is a string).
-pub(crate) fn attr_text<'v>(
-    alert: &'v serde_json::Value,
-    path: &JPath,
-) -> Option<std::borrow::Cow<'v, str>> {
-    use std::borrow::Cow;
-    match path.get(alert)? {
-        serde_json::Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
-        serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        serde_json::Value::Bool(b) => Some(Cow::Owned(b.to_string())),
-        _ => None,
-    }
 }
 
 /// Attribute names compiled for reading, repeats removed (first occurrence kept).
@@ -455,15 +440,6 @@ mod tests {
                 ("e.ip", "true".to_string())
             ]
         );
-        // Each value read is what `path::get_str` reads.
-        for a in &attrs {
-            assert_eq!(
-                attr_text(&alert, a).map(|c| c.into_owned()),
-                crate::path::get_str(&alert, a.raw()),
-                "{}",
-                a.raw()
-            );
-        }
         // A key of `None` leaves the attribute out; keys, not values, decide repeats.
         let got = present(&alert, &attrs, |attr, v| {
             (attr != "d.ip").then_some(v.len() > 4)

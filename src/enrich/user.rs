@@ -31,7 +31,7 @@
 use super::definition::UserDefinition;
 use super::keyindex::KeyIndex;
 use super::table::{for_each_row, row_error, split_list, Claims, Row};
-use super::{attr_text, attribute_paths, present, EnrichOutput, Enricher, Entity, Miss};
+use super::{attribute_paths, present, EnrichOutput, Enricher, Entity, Miss};
 use crate::path::JPath;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -399,7 +399,7 @@ impl Enricher for UserEnricher {
             self.domain_attributes
                 .iter()
                 .find(|(a, _)| a == attr)
-                .and_then(|(_, d)| attr_text(alert, d))
+                .and_then(|(_, d)| d.text(alert))
         };
         // Once per distinct (domain-qualified, case-folded) user per event.
         let values = present(alert, &self.attributes, |attr, value| {
