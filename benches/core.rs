@@ -10,7 +10,7 @@ mod refdata;
 
 /// The allocator the binary uses (src/main.rs), so these figures are the binary's.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alertctx::alloc::MiMalloc = alertctx::alloc::MiMalloc;
 
 use alertctx::config::Config;
 use alertctx::decode::framing::{frame_all, Framed};

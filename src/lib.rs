@@ -20,6 +20,7 @@
 //! I/O feed it records and report what it returns: `alertctx process` in [`cli`], the Kafka
 //! worker in [`worker`], and [`explain`], which replays one bundle from its provenance.
 
+pub mod alloc;
 pub mod bundle;
 pub mod cli;
 pub mod cond;
