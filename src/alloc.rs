@@ -3,11 +3,10 @@
 //! The core allocates a few hundred small strings and map nodes per record. `mimalloc::MiMalloc`
 //! passes every allocation to mimalloc's *aligned* functions, whose alignment handling costs
 //! about twenty instructions a call (callgrind). mimalloc's plain `mi_malloc` already returns
-//! blocks aligned to 16 bytes when the size is at least 16, and to the size's own alignment
-//! below that (its size classes are multiples of 16 from 16 bytes up), so for the layouts Rust
-//! asks for almost always (an alignment of at most 16 and no larger than the size, the rule
-//! std's system allocator follows too) the plain functions are used; anything else goes to the
-//! aligned ones, as before.
+//! blocks aligned to 16 bytes for sizes from 9 bytes up (its size classes are multiples of 16
+//! from 16 bytes) and to 8 bytes below that, so a layout whose alignment is at most 16 and no
+//! larger than its size (the rule std's system allocator follows too, and what Rust asks for
+//! almost always) is served by the plain functions; anything else goes to the aligned ones.
 
 use libmimalloc_sys as mi;
 use std::alloc::{GlobalAlloc, Layout};
