@@ -18,19 +18,19 @@ const MIN_ALIGN: usize = 16;
 /// See the module documentation.
 pub struct MiMalloc;
 
-/// Whether `mi_malloc(layout.size())` is aligned enough for `layout`.
+/// Whether a plain mimalloc block of `size` bytes is aligned enough for `align`.
 #[inline]
-fn plain(layout: &Layout) -> bool {
-    layout.align() <= MIN_ALIGN && layout.align() <= layout.size()
+fn plain(align: usize, size: usize) -> bool {
+    align <= MIN_ALIGN && align <= size
 }
 
 // SAFETY: every function returns memory from mimalloc aligned as the layout asks (the plain
-// functions only where `plain` holds, see above) or null on failure, and frees with `mi_free`,
-// which takes blocks from any of them.
+// functions only where `plain` holds for the block's size, see above) or null on failure, and
+// frees with `mi_free`, which takes blocks from any of them.
 unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if plain(&layout) {
+        if plain(layout.align(), layout.size()) {
             mi::mi_malloc(layout.size()) as *mut u8
         } else {
             mi::mi_malloc_aligned(layout.size(), layout.align()) as *mut u8
@@ -39,7 +39,7 @@ unsafe impl GlobalAlloc for MiMalloc {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if plain(&layout) {
+        if plain(layout.align(), layout.size()) {
             mi::mi_zalloc(layout.size()) as *mut u8
         } else {
             mi::mi_zalloc_aligned(layout.size(), layout.align()) as *mut u8
@@ -54,7 +54,7 @@ unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // The new block must satisfy the old alignment at the new size.
-        if layout.align() <= MIN_ALIGN && layout.align() <= new_size {
+        if plain(layout.align(), new_size) {
             mi::mi_realloc(ptr as *mut c_void, new_size) as *mut u8
         } else {
             mi::mi_realloc_aligned(ptr as *mut c_void, new_size, layout.align()) as *mut u8

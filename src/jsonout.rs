@@ -57,9 +57,12 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     if b.len() <= SHORT && write_short(out, b) {
         return;
     }
+    // A short string that gets here needs an escape (`write_short` tested it); a longer one
+    // is tested here.
+    let plain = b.len() > SHORT && clean(b);
     out.reserve(b.len() + 2);
     out.push(b'"');
-    if clean(b) {
+    if plain {
         out.extend_from_slice(b);
     } else {
         write_escaped(out, b);
@@ -112,15 +115,12 @@ fn write_short(out: &mut Vec<u8>, b: &[u8]) -> bool {
     true
 }
 
-/// Whether no byte of `b` needs an escape, eight at a time.
+/// Whether no byte of `b` (longer than [`SHORT`]: shorter strings take [`write_short`]) needs
+/// an escape, eight at a time.
 #[inline]
 fn clean(b: &[u8]) -> bool {
     let n = b.len();
-    if n < 8 {
-        let mut w = [b'a'; 8];
-        w[..n].copy_from_slice(b);
-        return !needs_escape(u64::from_le_bytes(w));
-    }
+    debug_assert!(n > SHORT);
     let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
     let mut i = 0;
     while i + 8 <= n {

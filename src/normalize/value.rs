@@ -12,7 +12,8 @@ use std::borrow::Cow;
 /// lookups mapping it takes.
 ///
 /// Shape detection, conditions and rules look up about seventy paths in a record (callgrind,
-/// generated corpus), most of them at its top level and many of them absent (the names other variants of a source use).
+/// generated corpus), most of them at its top level and many of them absent (the names other
+/// variants of a source use).
 /// simd-json keeps an object of up to 32 members as a vector, so each lookup was a scan
 /// comparing keys, the whole vector for every absent one. The index is built once a record
 /// (hash each top-level key into a table of 64 one-byte slots) and answers with a probe or
