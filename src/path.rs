@@ -260,7 +260,9 @@ impl<'k> Slot<'k> {
         if array {
             Slot::Array(Vec::new())
         } else {
-            Slot::Object(Vec::new())
+            // Room for the members most objects get (an endpoint, a process, a user), so
+            // that the vector is not grown, and copied, on the way.
+            Slot::Object(Vec::with_capacity(8))
         }
     }
 

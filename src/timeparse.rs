@@ -73,10 +73,91 @@ pub fn parse_str_ms(s: &str) -> Option<i64> {
     if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return epoch_to_ms(s.parse::<f64>().ok()?);
     }
+    iso(s.as_bytes()).or_else(|| parse_chrono(s))
+}
+
+/// What chrono makes of `s`: RFC 3339, then the formats above.
+fn parse_chrono(s: &str) -> Option<i64> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.timestamp_millis());
     }
     parse_formatted(s)
+}
+
+/// The shape most sources write, read directly: `YYYY-MM-DD`, `T` or a space,
+/// `hh:mm:ss`, an optional fraction of 1 to 9 digits, then `Z`, `±hh:mm`, `±hhmm` or
+/// nothing (UTC). `None` for anything else, including leap seconds, which chrono then
+/// reads; where this returns a time it is the one chrono gives (tested below). Chrono
+/// walks a list of format items for every string; this costs a few comparisons a byte.
+fn iso(b: &[u8]) -> Option<i64> {
+    fn num(b: &[u8]) -> Option<i64> {
+        b.iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    }
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[10] != b'T' && b[10] != b' ' {
+        return None;
+    }
+    let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    let (hour, minute, second) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut millis = 0;
+    if let Some((b'.', frac)) = rest.split_first() {
+        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        // Milliseconds are the first three digits: chrono truncates, it does not round.
+        for i in 0..3 {
+            millis = millis * 10
+                + frac
+                    .get(i)
+                    .filter(|_| i < digits)
+                    .map_or(0, |c| i64::from(c - b'0'));
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        [] | [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
+            let (h, m) = (num(&[*h1, *h2])?, num(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = h * 3600 + m * 60;
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date (years counted from March, so
+    // that the leap day ends a year).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(secs * 1000 + millis)
 }
 
 /// The first of the formats above that reads `s`: what `DateTime::parse_from_str` and
@@ -173,6 +254,70 @@ mod tests {
         for s in samples {
             let got = parse_formatted(s);
             assert_eq!(got, reference(s), "{s}");
+        }
+    }
+
+    /// Where the direct reader returns a time, it is chrono's; and it reads the usual shapes.
+    /// Strings are built from parts of every kind (valid and invalid dates, separators,
+    /// fractions of 0 to 12 digits, zones valid and not) by a seeded generator.
+    #[test]
+    fn direct_reader_agrees_with_chrono() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let pick = |rng: &mut rand_chacha::ChaCha8Rng, xs: &[&str]| {
+            xs[rng.random_range(0..xs.len())].to_string()
+        };
+        let (mut read, mut total) = (0, 0);
+        for _ in 0..60_000 {
+            let year = pick(
+                &mut rng,
+                &[
+                    "1969", "1970", "2000", "2024", "2100", "1900", "0001", "9999", "0000", "202",
+                ],
+            );
+            let month = pick(&mut rng, &["01", "02", "03", "12", "13", "00", "1", "06"]);
+            let day = pick(&mut rng, &["01", "28", "29", "30", "31", "00", "32", "15"]);
+            let sep = pick(&mut rng, &["T", " ", "t", "_", "T"]);
+            let hour = pick(&mut rng, &["00", "09", "23", "24", "7"]);
+            let minute = pick(&mut rng, &["00", "59", "60", "30"]);
+            let second = pick(&mut rng, &["00", "59", "60", "61", "07"]);
+            let digits = rng.random_range(0..=12);
+            let frac = match digits {
+                0 => String::new(),
+                n => format!(
+                    ".{}",
+                    (0..n)
+                        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                        .collect::<String>()
+                ),
+            };
+            let zone = pick(
+                &mut rng,
+                &[
+                    "", "Z", "z", "+00:00", "-05:00", "+0530", "-0000", "+23:59", "+24:00",
+                    "-05:60", "+5:00", " +0100", "+01", "Z ", "ZZ",
+                ],
+            );
+            let s = format!("{year}-{month}-{day}{sep}{hour}:{minute}:{second}{frac}{zone}");
+            total += 1;
+            if let Some(ms) = iso(s.as_bytes()) {
+                read += 1;
+                assert_eq!(Some(ms), parse_chrono(&s), "{s}");
+            }
+        }
+        assert!(
+            read > 1_000,
+            "the direct reader should read many of them: {read} of {total}"
+        );
+        for s in [
+            "2022-02-08T14:40:29.080Z",
+            "2022-02-08 14:40:29",
+            "2022-02-08T09:40:29.080710-05:00",
+            "1969-12-31T23:59:59.5Z",
+            "2024-02-29T00:00:00+0100",
+        ] {
+            assert_eq!(iso(s.as_bytes()), parse_chrono(s), "{s}");
+            assert!(iso(s.as_bytes()).is_some(), "{s}");
         }
     }
 

@@ -68,8 +68,13 @@ pub fn scan_string(bytes: &[u8], mut from: usize) -> StringScan {
 
 /// Parse one JSON record in place.
 pub fn parse<'a>(buf: &'a mut [u8], limits: &Limits) -> Result<Value<'a>, DecodeError> {
-    let depth = nesting_depth(buf, limits.max_depth);
-    if depth > limits.max_depth {
+    // Nesting passes the limit only in a text with more opening brackets than that (those
+    // inside strings counted too), which most records are not: one vectorised count
+    // dismisses them, and only the others are scanned bracket by bracket.
+    let opening = memchr::memchr2_iter(b'{', b'[', buf)
+        .take(limits.max_depth + 1)
+        .count();
+    if opening > limits.max_depth && nesting_depth(buf, limits.max_depth) > limits.max_depth {
         return Err(DecodeError::new(
             Reason::TooDeep,
             format!("nesting deeper than {}", limits.max_depth),
@@ -192,6 +197,23 @@ mod tests {
             parse_str(r#"{"a":"[[[[[[[["}"#),
             Ok(1),
             "brackets in strings do not count"
+        );
+        // At most `max_depth` opening brackets: no scan, and none is needed.
+        assert_eq!(
+            parse_str(r#"{"a":[[[1]]]}"#),
+            Ok(1),
+            "four levels, the limit"
+        );
+        assert_eq!(parse_str(r#"{"a":[1],"b":{"c":2}}"#), Ok(1));
+        // More of them, but side by side: scanned, and shallow enough.
+        assert_eq!(
+            parse_str(r#"[{"a":1},{"a":2},{"a":3},{"a":4},{"a":5}]"#),
+            Ok(5)
+        );
+        assert_eq!(
+            parse_str(r#"{"a":[[[[1]]]]}"#).unwrap_err().reason,
+            Reason::TooDeep,
+            "five levels, five brackets"
         );
         let mut bad = b"{\"a\":\"\xff\"}".to_vec();
         assert_eq!(

@@ -244,6 +244,7 @@ impl Mapping {
         record: &Record<'_, '_>,
         gaps: &mut Vec<Gap>,
     ) -> Option<Json> {
+        let mut regex_done = false;
         let mut value: Json = match &rule.source {
             Source::Const(c) => return Some(c.clone()),
             Source::Paths(paths) => {
@@ -282,7 +283,15 @@ impl Mapping {
                     }
                     return (!out.is_empty()).then_some(Json::Array(out));
                 }
-                to_json(found)
+                match (&rule.regex, &rule.split, found) {
+                    // A string cut by a regex: the capture is copied out of the record, not
+                    // the whole string first.
+                    (Some(re), None, Value::String(s)) => {
+                        regex_done = true;
+                        Json::String(capture(re, s)?.to_string())
+                    }
+                    _ => to_json(found),
+                }
             }
             Source::Template(parts) => {
                 let mut s = String::new();
@@ -307,16 +316,8 @@ impl Mapping {
                     .collect(),
             );
         }
-        if let Some(re) = &rule.regex {
-            let kept = {
-                let s = json_str(&value)?;
-                let caps = re.captures(&s)?;
-                let m = caps.get(1).or_else(|| caps.get(0))?;
-                if m.as_str().is_empty() {
-                    return None;
-                }
-                m.as_str().to_string()
-            };
+        if let Some(re) = rule.regex.as_ref().filter(|_| !regex_done) {
+            let kept = capture(re, &json_str(&value)?)?.to_string();
             value = Json::String(kept);
         }
         value = match convert(rule.conv, value) {
@@ -471,6 +472,14 @@ fn truncate_detail(s: &str) -> String {
     out
 }
 
+/// What a mapping regex keeps of `s`: its first group, or the whole match without groups;
+/// `None` when it does not match or keeps nothing.
+fn capture<'t>(re: &Regex, s: &'t str) -> Option<&'t str> {
+    let caps = re.captures(s)?;
+    let m = caps.get(1).or_else(|| caps.get(0))?;
+    (!m.as_str().is_empty()).then_some(m.as_str())
+}
+
 /// [`json_text`] borrowed where the value is a string already.
 fn json_str(v: &Json) -> Option<std::borrow::Cow<'_, str>> {
     match v {
@@ -502,8 +511,21 @@ fn convert(conv: Conv, v: Json) -> Result<Json, String> {
             Json::Number(_) | Json::Bool(_) => Json::String(json_text(&v).unwrap_or_default()),
             _ => Json::String(v.to_string()),
         },
-        Conv::Lower => Json::String(json_text(&v).ok_or_else(|| bad(&v))?.to_lowercase()),
-        Conv::Upper => Json::String(json_text(&v).ok_or_else(|| bad(&v))?.to_uppercase()),
+        // ASCII, the usual case, changes case in place (what `to_lowercase` would give).
+        Conv::Lower => match v {
+            Json::String(mut s) if s.is_ascii() => {
+                s.make_ascii_lowercase();
+                Json::String(s)
+            }
+            v => Json::String(json_text(&v).ok_or_else(|| bad(&v))?.to_lowercase()),
+        },
+        Conv::Upper => match v {
+            Json::String(mut s) if s.is_ascii() => {
+                s.make_ascii_uppercase();
+                Json::String(s)
+            }
+            v => Json::String(json_text(&v).ok_or_else(|| bad(&v))?.to_uppercase()),
+        },
         Conv::Int | Conv::Port => {
             let n = match &v {
                 Json::Number(n) => n
@@ -545,14 +567,22 @@ fn convert(conv: Conv, v: Json) -> Result<Json, String> {
             Json::from(ms)
         }
         Conv::Ip => {
-            let s = json_text(&v).ok_or_else(|| bad(&v))?;
+            let Json::String(s) = &v else {
+                return Err(bad(&v));
+            };
             let t = s.trim().trim_start_matches('[').trim_end_matches(']');
             let t = t
                 .strip_prefix("::ffff:")
                 .filter(|r| r.contains('.'))
                 .unwrap_or(t);
-            let ip: std::net::IpAddr = t.parse().map_err(|_| s.clone())?;
-            Json::String(ip.to_string())
+            match t.parse::<std::net::IpAddr>().map_err(|_| s.clone())? {
+                // The standard parser takes only the canonical dotted-decimal form (four
+                // decimal octets, no leading zeros), which is what `to_string` writes: the
+                // text is kept instead of formatted again (tested below).
+                std::net::IpAddr::V4(_) if t.len() == s.len() => v,
+                std::net::IpAddr::V4(_) => Json::String(t.to_string()),
+                ip @ std::net::IpAddr::V6(_) => Json::String(ip.to_string()),
+            }
         }
     })
 }
@@ -833,5 +863,97 @@ activity_id = 6
         let bad = M.replace("\"logon_type_id\" =", "\"type_name\" =");
         let err = Mapping::compile(&toml::from_str(&bad).unwrap()).unwrap_err();
         assert!(format!("{err:#}").contains("derived"), "{err:#}");
+    }
+
+    /// `as = "ip"` keeps an IPv4 text as it came only because the standard parser accepts
+    /// nothing but the form `to_string` writes: checked over octets written with leading
+    /// zeros, signs, spaces, too many or too few parts and out-of-range values.
+    #[test]
+    fn ipv4_texts_the_parser_accepts_are_the_canonical_form() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let pieces = [
+            "0", "00", "01", "1", "9", "10", "099", "255", "256", "300", "+1", " 1", "", "1a",
+            "0x1",
+        ];
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let parts = rng.random_range(3..=5);
+            let text: Vec<String> = (0..parts)
+                .map(|_| match rng.random_range(0..3) {
+                    0 => pieces[rng.random_range(0..pieces.len())].to_string(),
+                    _ => rng.random_range(0..=260u32).to_string(),
+                })
+                .collect();
+            let text = text.join(".");
+            if let Ok(ip) = text.parse::<std::net::Ipv4Addr>() {
+                accepted += 1;
+                assert_eq!(ip.to_string(), text);
+            }
+        }
+        assert!(
+            accepted > 1_000,
+            "the sample should hold many valid addresses: {accepted}"
+        );
+    }
+
+    #[test]
+    fn ip_lower_and_upper_conversions() {
+        let ip = |s: Json| convert(Conv::Ip, s);
+        assert_eq!(ip(Json::from("10.1.2.3")), Ok(Json::from("10.1.2.3")));
+        assert_eq!(ip(Json::from(" [10.1.2.3] ")), Ok(Json::from("10.1.2.3")));
+        assert_eq!(
+            ip(Json::from("::ffff:10.1.2.3")),
+            Ok(Json::from("10.1.2.3"))
+        );
+        assert_eq!(
+            ip(Json::from("::FFFF:10.1.2.3")),
+            Ok(Json::from("::ffff:10.1.2.3"))
+        );
+        assert_eq!(ip(Json::from("[FE80:0:0::1]")), Ok(Json::from("fe80::1")));
+        assert_eq!(ip(Json::from("010.1.2.3")), Err("010.1.2.3".to_string()));
+        assert_eq!(ip(Json::from(7)), Err("7".to_string()));
+        assert_eq!(ip(Json::Null), Err("null".to_string()));
+        for text in ["Admin", "ÄRGER Straße", "ǅ", "MiXeD-42", ""] {
+            let lower = convert(Conv::Lower, Json::from(text));
+            assert_eq!(lower, Ok(Json::from(text.to_lowercase())), "{text}");
+            let upper = convert(Conv::Upper, Json::from(text));
+            assert_eq!(upper, Ok(Json::from(text.to_uppercase())), "{text}");
+        }
+        assert_eq!(convert(Conv::Lower, Json::from(12)), Ok(Json::from("12")));
+        assert_eq!(convert(Conv::Upper, Json::Null), Err("null".to_string()));
+    }
+
+    /// A regex applied to a string straight from the record and to a value built first
+    /// (a number's text, a template) keeps the same part.
+    #[test]
+    fn regex_on_record_strings_and_on_other_values() {
+        let m = mapping(
+            r#"
+id = "r"
+version = "1"
+name = "r"
+product = { name = "R", vendor_name = "R" }
+[[class]]
+class_uid = 1007
+activity_id = 1
+[class.fields]
+"process.name" = { from = "image", regex = '([^\\]+)$' }
+"process.pid" = { from = "pid", regex = '^(\d\d)', as = "int" }
+"process.uid" = { template = "{image}", regex = '^([A-Z]):' }
+"process.file.name" = { from = "empty", regex = '(x*)', default = "none" }
+"#,
+        );
+        let out = Json::Object(
+            run(
+                &m,
+                r#"{"image":"C:\\Windows\\cmd.exe","pid":4321,"empty":"abc"}"#,
+            )
+            .alert,
+        );
+        assert_eq!(out["process"]["name"], "cmd.exe");
+        assert_eq!(out["process"]["pid"], 43);
+        assert_eq!(out["process"]["uid"], "C");
+        assert_eq!(out["process"]["file"]["name"], "none");
     }
 }
