@@ -430,21 +430,34 @@ pub fn char_class(c: char) -> Option<RemovalKind> {
 /// only a word that has one (a tab, a newline, or something to clean) is read byte by byte.
 #[inline]
 pub fn is_plain(s: &str) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let plain_byte = |b: &u8| matches!(b, 0x20..=0x7E | b'\t' | b'\n');
-    let mut words = s.as_bytes().chunks_exact(8);
+    let b = s.as_bytes();
+    if b.len() < 8 {
+        // A short string is read as one word, padded with spaces (a plain byte).
+        let mut w = [b' '; 8];
+        w[..b.len()].copy_from_slice(b);
+        return plain_word(w);
+    }
+    let mut words = b.chunks_exact(8);
     for w in &mut words {
-        let x = u64::from_ne_bytes(w.try_into().expect("chunks of eight"));
-        // A byte below 0x20 (the classic "has less than" test), a DEL (a zero byte after
-        // xor with 0x7F), or a byte with its high bit set.
-        let below = x.wrapping_sub(ONES * 0x20) & !x;
-        let del = (x ^ (ONES * 0x7F)).wrapping_sub(ONES) & !(x ^ (ONES * 0x7F));
-        if (below | del | x) & HIGH != 0 && !w.iter().all(plain_byte) {
+        if !plain_word(w.try_into().expect("chunks of eight")) {
             return false;
         }
     }
-    words.remainder().iter().all(plain_byte)
+    // The rest as the string's last eight bytes, which overlap the words read already.
+    words.remainder().is_empty() || plain_word(b[b.len() - 8..].try_into().expect("eight bytes"))
+}
+
+/// [`is_plain`] for eight bytes at once.
+fn plain_word(w: [u8; 8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let x = u64::from_ne_bytes(w);
+    // A byte below 0x20 (the classic "has less than" test), a DEL (a zero byte after xor
+    // with 0x7F), or a byte with its high bit set; tab and newline, below 0x20 but plain,
+    // are told apart byte by byte.
+    let below = x.wrapping_sub(ONES * 0x20) & !x;
+    let del = (x ^ (ONES * 0x7F)).wrapping_sub(ONES) & !(x ^ (ONES * 0x7F));
+    (below | del | x) & HIGH == 0 || w.iter().all(|b| matches!(b, 0x20..=0x7E | b'\t' | b'\n'))
 }
 
 fn is_vs(c: char) -> bool {
