@@ -2140,9 +2140,66 @@ struct Inherit {
 }
 
 struct Walk {
-    path: String,
     out: Safety,
     scratch: Scratch,
+}
+
+/// Where the walk is: each level's segment on the stack, linked to its parent, and written
+/// out as a dotted path (`process.cmd_line`, `resources.0.uid`) only when something is
+/// reported there, which most strings are not.
+#[derive(Clone, Copy)]
+struct At<'p> {
+    parent: Option<&'p At<'p>>,
+    seg: Seg<'p>,
+}
+
+#[derive(Clone, Copy)]
+enum Seg<'p> {
+    Root,
+    Key(&'p str),
+    Index(usize),
+}
+
+impl<'p> At<'p> {
+    const ROOT: At<'static> = At {
+        parent: None,
+        seg: Seg::Root,
+    };
+
+    fn child<'c>(&'c self, seg: Seg<'c>) -> At<'c> {
+        At {
+            parent: Some(self),
+            seg,
+        }
+    }
+
+    fn path(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) {
+        if let Some(p) = self.parent {
+            p.write(out);
+        }
+        let sep = |out: &mut String| {
+            if !out.is_empty() {
+                out.push('.');
+            }
+        };
+        match self.seg {
+            Seg::Root => {}
+            Seg::Key(k) => {
+                sep(out);
+                out.push_str(k);
+            }
+            Seg::Index(i) => {
+                sep(out);
+                write!(out, "{i}").expect("writing to a String");
+            }
+        }
+    }
 }
 
 impl Sanitizer {
@@ -2195,8 +2252,6 @@ impl Sanitizer {
     /// Sanitise every string of the alert in place and report what was done and found.
     pub fn sanitize(&self, alert: &mut Json) -> Safety {
         let mut w = Walk {
-            // Deep enough for most attribute paths without growing on the way.
-            path: String::with_capacity(128),
             out: Safety::default(),
             // The thread's buffers from the previous alert, grown already.
             scratch: SCRATCH.with_borrow_mut(std::mem::take),
@@ -2209,6 +2264,7 @@ impl Sanitizer {
                 untrusted: None,
             },
             "",
+            &At::ROOT,
             &mut w,
         );
         SCRATCH.set(w.scratch);
@@ -2233,42 +2289,43 @@ impl Sanitizer {
         self.detector.detect(text, &mut Scratch::default())
     }
 
-    fn walk(&self, v: &mut Json, node: Option<&Node>, inh: &Inherit, key: &str, w: &mut Walk) {
+    fn walk(
+        &self,
+        v: &mut Json,
+        node: Option<&Node>,
+        inh: &Inherit,
+        key: &str,
+        at: &At<'_>,
+        w: &mut Walk,
+    ) {
         // An untrusted attribute that holds an object or array: everything beneath it is.
-        let container = |w: &Walk| match node {
+        let container = || match node {
             Some(n) if n.untrusted && inh.untrusted.is_none() => Some(Inherit {
                 cap: inh.cap,
-                untrusted: Some(Arc::from(w.path.as_str())),
+                untrusted: Some(Arc::from(at.path())),
             }),
             _ => None,
         };
         match v {
-            Json::String(s) => self.string(s, node, inh, key, w),
+            Json::String(s) => self.string(s, node, inh, key, at, w),
             Json::Array(items) => {
-                let own = container(w);
+                let own = container();
                 let inh = own.as_ref().unwrap_or(inh);
                 for (i, item) in items.iter_mut().enumerate() {
-                    let len = w.path.len();
-                    if !w.path.is_empty() {
-                        w.path.push('.');
-                    }
-                    write!(w.path, "{i}").expect("writing to a String");
-                    self.walk(item, node, inh, key, w);
-                    w.path.truncate(len);
+                    self.walk(item, node, inh, key, &at.child(Seg::Index(i)), w);
                 }
             }
             Json::Object(map) => {
-                let own = container(w);
+                let own = container();
                 let inh = own.as_ref().unwrap_or(inh);
-                self.keys(map, inh, w);
+                self.keys(map, inh, at, w);
                 for (k, child) in map.iter_mut() {
-                    let len = w.path.len();
-                    push_seg(&mut w.path, k);
+                    let at = at.child(Seg::Key(k));
                     let child_node = node.and_then(|n| n.children.get(k.as_str()));
                     match child_node
                         .filter(|n| n.subtree_cap.is_some() || n.subtree_untrusted.is_some())
                     {
-                        None => self.walk(child, child_node, inh, k, w),
+                        None => self.walk(child, child_node, inh, k, &at, w),
                         Some(n) => {
                             let child_inh = Inherit {
                                 cap: n.subtree_cap.or(inh.cap),
@@ -2277,10 +2334,9 @@ impl Sanitizer {
                                     .clone()
                                     .or_else(|| inh.untrusted.clone()),
                             };
-                            self.walk(child, child_node, &child_inh, k, w);
+                            self.walk(child, child_node, &child_inh, k, &at, w);
                         }
                     }
-                    w.path.truncate(len);
                 }
             }
             _ => {}
@@ -2289,10 +2345,10 @@ impl Sanitizer {
 
     /// Object keys: cleaned everywhere (capped at `max_chars`); inside untrusted subtrees also
     /// searched for findings. A key that cleans to one already present gets `~2`, `~3`, ...
-    fn keys(&self, map: &mut Map<String, Json>, inh: &Inherit, w: &mut Walk) {
+    fn keys(&self, map: &mut Map<String, Json>, inh: &Inherit, at: &At<'_>, w: &mut Walk) {
         let dirty = |k: &String| !is_plain(k) || k.len() > self.default_cap;
         if !map.keys().any(dirty) {
-            return self.key_findings(map, inh, w);
+            return self.key_findings(map, inh, at, w);
         }
         let dirty: Vec<String> = map.keys().filter(|k| dirty(k)).cloned().collect();
         for k in dirty {
@@ -2306,27 +2362,29 @@ impl Sanitizer {
                 }
                 nk = format!("{nk}~{n}");
             }
-            let len = w.path.len();
-            push_seg(&mut w.path, &nk);
-            self.record(&c, w);
-            w.path.truncate(len);
+            self.record(&c, &at.child(Seg::Key(&nk)), w);
             map.insert(nk, v);
         }
-        self.key_findings(map, inh, w);
+        self.key_findings(map, inh, at, w);
     }
 
-    fn key_findings(&self, map: &Map<String, Json>, inh: &Inherit, w: &mut Walk) {
+    fn key_findings(&self, map: &Map<String, Json>, inh: &Inherit, at: &At<'_>, w: &mut Walk) {
         if inh.untrusted.is_some() {
             for k in map.keys() {
-                let len = w.path.len();
-                push_seg(&mut w.path, k);
-                self.find(k, false, w);
-                w.path.truncate(len);
+                self.find(k, false, &at.child(Seg::Key(k)), w);
             }
         }
     }
 
-    fn string(&self, s: &mut String, node: Option<&Node>, inh: &Inherit, key: &str, w: &mut Walk) {
+    fn string(
+        &self,
+        s: &mut String,
+        node: Option<&Node>,
+        inh: &Inherit,
+        key: &str,
+        at: &At<'_>,
+        w: &mut Walk,
+    ) {
         let cap = if s.len() <= self.min_cap {
             usize::MAX
         } else {
@@ -2337,7 +2395,7 @@ impl Sanitizer {
         };
         if !is_plain(s) || s.len() > cap {
             let c = clean(s, cap);
-            self.record(&c, w);
+            self.record(&c, at, w);
             if let Cow::Owned(t) = c.text {
                 *s = t;
             }
@@ -2352,18 +2410,19 @@ impl Sanitizer {
         } else if node.is_some_and(|n| n.untrusted)
             || (!self.leaf_untrusted.is_empty() && self.leaf_untrusted.contains(key))
         {
-            w.out.untrusted.push(w.path.clone());
+            w.out.untrusted.push(at.path());
         }
-        self.find(s, false, w);
+        self.find(s, false, at, w);
     }
 
-    /// Record removals, a truncation and hidden text of one cleaned string at `w.path`.
-    fn record(&self, c: &Cleaned<'_>, w: &mut Walk) {
+    /// Record removals, a truncation and hidden text of one cleaned string at `at`.
+    fn record(&self, c: &Cleaned<'_>, at: &At<'_>, w: &mut Walk) {
+        let field = at.path();
         for k in RemovalKind::ALL {
             let n = c.counts[k as usize];
             if n > 0 {
                 w.out.removals.push(Removal {
-                    field: w.path.clone(),
+                    field: field.clone(),
                     kind: k,
                     count: n,
                 });
@@ -2371,7 +2430,7 @@ impl Sanitizer {
         }
         if let Some(orig) = c.truncated_from {
             w.out.truncations.push(Truncation {
-                field: w.path.clone(),
+                field: field.clone(),
                 original_length: orig,
                 kept_length: c.text.chars().count(),
             });
@@ -2392,29 +2451,34 @@ impl Sanitizer {
                 text.truncate(i);
             }
             w.out.findings.push(Finding {
-                field: w.path.clone(),
+                field: field.clone(),
                 kind,
                 pattern: None,
                 excerpt: None,
                 hidden: Some(text.clone()),
                 in_hidden: false,
             });
-            self.find(&text, true, w);
+            self.find(&text, true, at, w);
         }
     }
 
-    fn find(&self, text: &str, in_hidden: bool, w: &mut Walk) {
-        for d in self.detector.detect(text, &mut w.scratch) {
+    fn find(&self, text: &str, in_hidden: bool, at: &At<'_>, w: &mut Walk) {
+        let found = self.detector.detect(text, &mut w.scratch);
+        if found.is_empty() {
+            return;
+        }
+        let field = at.path();
+        for d in found {
             let dup = w
                 .out
                 .findings
                 .iter()
-                .any(|f| f.field == w.path && f.kind == d.kind && f.in_hidden == in_hidden);
+                .any(|f| f.field == field && f.kind == d.kind && f.in_hidden == in_hidden);
             if dup {
                 continue;
             }
             w.out.findings.push(Finding {
-                field: w.path.clone(),
+                field: field.clone(),
                 kind: d.kind,
                 pattern: Some(d.pattern),
                 excerpt: Some(excerpt(text, d.start, d.end)),
@@ -2423,13 +2487,6 @@ impl Sanitizer {
             });
         }
     }
-}
-
-fn push_seg(path: &mut String, seg: &str) {
-    if !path.is_empty() {
-        path.push('.');
-    }
-    path.push_str(seg);
 }
 
 #[cfg(test)]
