@@ -5,8 +5,9 @@
 //! value and on every escapable character), only faster. serde_json inspects a string one byte
 //! at a time through a table; most of a bundle is short strings with nothing to escape, so
 //! here eight bytes are tested at once and clean runs are copied whole. Writing a bundle this
-//! way takes about a fifth fewer instructions than serde did (41.7k → 32.4k a bundle; README,
-//! Performance): what remains is mostly the per-string copy and the walk over the maps.
+//! way takes about a fifth fewer instructions than serde did (41.7k → 32.4k a bundle;
+//! benches/OPTIMISATIONS.md): what remains is mostly the per-string copy and the walk over
+//! the maps.
 
 use serde_json::Value as Json;
 

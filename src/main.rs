@@ -3,10 +3,10 @@
 use alertctx::cli::{self, Cli, Command};
 
 /// mimalloc instead of the system allocator: the core allocates many small strings and maps
-/// per record, and glibc's malloc/free were a fifth of its instructions (see README,
-/// Performance). Called through [`alertctx::alloc`], which uses its plain functions where
-/// they are aligned enough. Built without transparent huge pages (`no_thp` in Cargo.toml):
-/// they made the heap resident in 2 MiB steps.
+/// per record, and glibc's malloc/free were a fifth of its instructions (see
+/// benches/OPTIMISATIONS.md). Called through [`alertctx::alloc`], which uses its plain
+/// functions where they are aligned enough. Built without transparent huge pages (`no_thp`
+/// in Cargo.toml): they made the heap resident in 2 MiB steps.
 #[global_allocator]
 static ALLOC: alertctx::alloc::MiMalloc = alertctx::alloc::MiMalloc;
 use clap::Parser;

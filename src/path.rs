@@ -239,7 +239,7 @@ pub fn set_at(root: &mut Map<String, Value>, path: &SetPath, new: Value) {
 /// ([`Builder::into_map`]). Writing an attribute into nested `BTreeMap`s searched each level
 /// several times and allocated every key; building the mapping engine's output this way
 /// takes the searches out (34.5k → 28k instructions a record, of which building the maps in
-/// one pass is 17k; README, Performance).
+/// one pass is 17k; benches/OPTIMISATIONS.md).
 #[derive(Debug, Default)]
 pub struct Builder<'k> {
     root: Members<'k>,

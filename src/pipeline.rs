@@ -260,7 +260,7 @@ impl Pipeline {
             // One thread: each record through all three stages before the next, as the Kafka
             // worker runs them. Stage by stage over a whole batch, every stage found the
             // batch's alerts gone from the cache (a batch of 2,048 alerts is several times
-            // the L2 cache) and `process` took about 9% more CPU (README, Performance).
+            // the L2 cache) and `process` took about 9% more CPU (benches/OPTIMISATIONS.md).
             for f in batch {
                 self.process_framed(f, ctx, out);
             }
