@@ -19,10 +19,16 @@ pub fn get<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
 
 /// Read a path as a string; numbers and booleans are rendered, empty strings are absent.
 pub fn get_str(value: &Value, path: &str) -> Option<String> {
-    match get(value, path)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+    get(value, path).and_then(scalar_text).map(Cow::into_owned)
+}
+
+/// The text of a present, non-empty scalar, borrowed where it is a string: what
+/// [`get_str`] and [`JPath::text`] give of the value they find.
+fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
         _ => None,
     }
 }
@@ -100,14 +106,8 @@ impl JPath {
 
     /// [`get_str`] with the compiled path, borrowed where the value is a string: the text of
     /// a present, non-empty scalar.
-    pub fn text<'v>(&self, value: &'v Value) -> Option<std::borrow::Cow<'v, str>> {
-        use std::borrow::Cow;
-        match self.get(value)? {
-            Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
-            Value::Number(n) => Some(Cow::Owned(n.to_string())),
-            Value::Bool(b) => Some(Cow::Owned(b.to_string())),
-            _ => None,
-        }
+    pub fn text<'v>(&self, value: &'v Value) -> Option<Cow<'v, str>> {
+        self.get(value).and_then(scalar_text)
     }
 }
 

@@ -90,28 +90,15 @@ fn parse_chrono(s: &str) -> Option<i64> {
 /// reads; where this returns a time it is the one chrono gives (tested below). Chrono
 /// walks a list of format items for every string; this costs a few comparisons a byte.
 fn iso(b: &[u8]) -> Option<i64> {
-    fn num(b: &[u8]) -> Option<i64> {
-        b.iter().try_fold(0i64, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+    fn num(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
         })
     }
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return None;
     }
     if b[10] != b'T' && b[10] != b' ' {
-        return None;
-    }
-    let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
-    let (hour, minute, second) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let mut rest = &b[19..];
@@ -127,18 +114,18 @@ fn iso(b: &[u8]) -> Option<i64> {
                 + frac
                     .get(i)
                     .filter(|_| i < digits)
-                    .map_or(0, |c| i64::from(c - b'0'));
+                    .map_or(0, |c| u32::from(c - b'0'));
         }
         rest = &frac[digits..];
     }
-    let offset = match rest {
+    let offset_secs = match rest {
         [] | [b'Z'] => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
             let (h, m) = (num(&[*h1, *h2])?, num(&[*m1, *m2])?);
             if h > 23 || m > 59 {
                 return None;
             }
-            let secs = h * 3600 + m * 60;
+            let secs = i64::from(h * 3600 + m * 60);
             if *sign == b'-' {
                 -secs
             } else {
@@ -147,17 +134,19 @@ fn iso(b: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    // Days since 1970-01-01 of a proleptic Gregorian date (years counted from March, so
-    // that the leap day ends a year).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(secs * 1000 + millis)
+    // chrono checks the date and the time of day (no 24:00, no leap second) and counts days.
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(num(&b[0..4])?).ok()?,
+        num(&b[5..7])?,
+        num(&b[8..10])?,
+    )?;
+    let time = chrono::NaiveTime::from_hms_milli_opt(
+        num(&b[11..13])?,
+        num(&b[14..16])?,
+        num(&b[17..19])?,
+        millis,
+    )?;
+    Some(date.and_time(time).and_utc().timestamp_millis() - offset_secs * 1000)
 }
 
 /// The first of the formats above that reads `s`: what `DateTime::parse_from_str` and

@@ -497,6 +497,18 @@ fn json_text(v: &Json) -> Option<String> {
     }
 }
 
+/// `lower`/`upper`: ASCII text, the usual case, changes case in place (what the full
+/// conversion would give it); other scalars are converted from their text.
+fn recase(v: Json, ascii: fn(&mut str), full: fn(&str) -> String) -> Result<Json, String> {
+    Ok(Json::String(match v {
+        Json::String(mut s) if s.is_ascii() => {
+            ascii(&mut s);
+            s
+        }
+        v => full(&json_text(&v).ok_or_else(|| v.to_string())?),
+    }))
+}
+
 /// Apply a conversion; `Err` carries the offending text.
 fn convert(conv: Conv, v: Json) -> Result<Json, String> {
     let bad = |v: &Json| json_text(v).unwrap_or_else(|| v.to_string());
@@ -511,21 +523,8 @@ fn convert(conv: Conv, v: Json) -> Result<Json, String> {
             Json::Number(_) | Json::Bool(_) => Json::String(json_text(&v).unwrap_or_default()),
             _ => Json::String(v.to_string()),
         },
-        // ASCII, the usual case, changes case in place (what `to_lowercase` would give).
-        Conv::Lower => match v {
-            Json::String(mut s) if s.is_ascii() => {
-                s.make_ascii_lowercase();
-                Json::String(s)
-            }
-            v => Json::String(json_text(&v).ok_or_else(|| bad(&v))?.to_lowercase()),
-        },
-        Conv::Upper => match v {
-            Json::String(mut s) if s.is_ascii() => {
-                s.make_ascii_uppercase();
-                Json::String(s)
-            }
-            v => Json::String(json_text(&v).ok_or_else(|| bad(&v))?.to_uppercase()),
-        },
+        Conv::Lower => recase(v, str::make_ascii_lowercase, str::to_lowercase)?,
+        Conv::Upper => recase(v, str::make_ascii_uppercase, str::to_uppercase)?,
         Conv::Int | Conv::Port => {
             let n = match &v {
                 Json::Number(n) => n
