@@ -79,9 +79,10 @@ const SHORT: usize = 16;
 ///
 /// Most strings of a bundle are this short (keys, names, addresses, codes), and for them the
 /// general path's length-dependent copies (a `memcpy` call each) cost more than the bytes.
-/// Here the string is read as two words (overlapping when it is shorter than sixteen bytes,
-/// so that no byte outside it is read), tested eight bytes at a time, and written with
-/// fixed-size copies.
+/// Here the string is read in words (overlapping when its length is not a multiple of the
+/// word, so that no byte outside it is read), tested eight bytes at a time, and written with
+/// fixed-size copies. (Taking strings of up to 32 bytes this way cost more than it saved:
+/// benches/OPTIMISATIONS.md.)
 #[inline]
 fn write_short(out: &mut Vec<u8>, b: &[u8]) -> bool {
     let n = b.len();
@@ -89,24 +90,35 @@ fn write_short(out: &mut Vec<u8>, b: &[u8]) -> bool {
     // `buf` is the literal: a quote, the bytes, a quote, and slack for the fixed-size writes.
     let mut buf = [0u8; SHORT + 2];
     buf[0] = b'"';
+    let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
     if n >= 8 {
-        let head = u64::from_le_bytes(b[..8].try_into().expect("eight bytes"));
-        let tail = u64::from_le_bytes(b[n - 8..].try_into().expect("eight bytes"));
+        let (head, tail) = (word(0), word(n - 8));
         if needs_escape(head) || needs_escape(tail) {
             return false;
         }
         buf[1..9].copy_from_slice(&head.to_le_bytes());
         buf[n - 7..n + 1].copy_from_slice(&tail.to_le_bytes());
-    } else {
-        // Fewer than eight bytes: padded with a byte that never needs an escape.
-        let mut w = [b'a'; 8];
-        for (d, s) in w.iter_mut().zip(b) {
-            *d = *s;
-        }
-        if needs_escape(u64::from_le_bytes(w)) {
+    } else if n >= 4 {
+        // Four to seven bytes: two overlapping four-byte reads hold all of them (a byte
+        // copied from a slice of unknown length would be a `memcpy` call).
+        let head = u32::from_le_bytes(b[..4].try_into().expect("four bytes"));
+        let tail = u32::from_le_bytes(b[n - 4..].try_into().expect("four bytes"));
+        if needs_escape(u64::from(head) | u64::from(tail) << 32) {
             return false;
         }
-        buf[1..9].copy_from_slice(&w);
+        buf[1..5].copy_from_slice(&head.to_le_bytes());
+        buf[n - 3..n + 1].copy_from_slice(&tail.to_le_bytes());
+    } else if n > 0 {
+        // One to three bytes: the first, the middle and the last are all of them; the rest
+        // of the word is a byte that never needs an escape.
+        let (first, mid, last) = (b[0], b[n / 2], b[n - 1]);
+        let w = u64::from_le_bytes([first, mid, last, b'a', b'a', b'a', b'a', b'a']);
+        if needs_escape(w) {
+            return false;
+        }
+        buf[1] = first;
+        buf[1 + n / 2] = mid;
+        buf[n] = last;
     }
     buf[n + 1] = b'"';
     // All of `buf`, then the slack cut off: a copy of a known size compiles to a few moves.

@@ -2174,9 +2174,22 @@ impl<'p> At<'p> {
     }
 
     fn path(&self) -> String {
-        let mut out = String::new();
+        // Sized first, so that the writes do not grow it on the way (a path is written for
+        // every untrusted leaf: the bundle lists them).
+        let mut out = String::with_capacity(self.len_bound());
         self.write(&mut out);
         out
+    }
+
+    /// At least the length of [`path`](At::path): each segment with a separator, an index
+    /// counted at its widest.
+    fn len_bound(&self) -> usize {
+        let own = match self.seg {
+            Seg::Root => 0,
+            Seg::Key(k) => k.len() + 1,
+            Seg::Index(_) => 21,
+        };
+        own + self.parent.map_or(0, At::len_bound)
     }
 
     fn write(&self, out: &mut String) {

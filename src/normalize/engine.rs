@@ -1,6 +1,7 @@
 //! The mapping engine: compiles a [`MappingDef`] once into field extractors and runs them
 //! over decoded records to build the OCSF event.
 
+use super::cut::Cut;
 use super::spec::{ClassDef, FieldDef, FieldRuleDef, MappingDef};
 use super::value::{present, text, to_json, Record};
 use crate::cond::Cond;
@@ -8,8 +9,7 @@ use crate::decode::Value;
 use crate::path::{self, CPath, TemplatePart as TplPart};
 use crate::score::Gap;
 use anyhow::{bail, Context};
-use regex::Regex;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 
@@ -26,7 +26,6 @@ pub struct Mapping {
     /// `metadata.product`, where `product` goes.
     product_path: path::SetPath,
     null_values: Vec<String>,
-    transport: FxHashSet<String>,
     classes: Vec<CompiledClass>,
     /// The source-wide `fields` alone, for records no class rule matches.
     fallback: CompiledClass,
@@ -40,8 +39,41 @@ struct CompiledClass {
     activity_id: Option<i64>,
     severity_id: Option<i64>,
     rules: Vec<Rule>,
-    /// Source paths the rules read; the rest of the record goes to `unmapped`.
-    consumed: FxHashSet<String>,
+    /// What the unmapped walk needs to know of a record path: whether a rule reads it (its
+    /// value is mapped, not unmapped), whether it is a transport field (copied whole, not
+    /// counted), and whether a longer path of either kind lies beneath it.
+    paths: FxHashMap<String, PathRole>,
+}
+
+/// What a record path is to the unmapped walk ([`CompiledClass::paths`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct PathRole {
+    consumed: bool,
+    transport: bool,
+    /// Some consumed or transport path starts with this one and a `.`.
+    above: bool,
+}
+
+/// The roles of the paths `consumed` (read by a class's rules) and `transport` (the source's
+/// transport fields), and of every dotted prefix of them.
+fn path_roles<'a>(
+    consumed: impl IntoIterator<Item = &'a str>,
+    transport: &[String],
+) -> FxHashMap<String, PathRole> {
+    let mut roles: FxHashMap<String, PathRole> = FxHashMap::default();
+    let mut add = |path: &str, set: fn(&mut PathRole)| {
+        set(roles.entry(path.to_string()).or_default());
+        for (i, _) in path.match_indices('.') {
+            roles.entry(path[..i].to_string()).or_default().above = true;
+        }
+    };
+    for path in consumed {
+        add(path, |r| r.consumed = true);
+    }
+    for path in transport {
+        add(path, |r| r.transport = true);
+    }
+    roles
 }
 
 #[derive(Debug)]
@@ -51,7 +83,7 @@ struct Rule {
     target_path: path::SetPath,
     source: Source,
     split: Option<String>,
-    regex: Option<Regex>,
+    regex: Option<Cut>,
     map: Option<FxHashMap<String, Json>>,
     map_default: Option<Json>,
     map_keep_unknown: bool,
@@ -165,7 +197,6 @@ impl Mapping {
                 .null_values
                 .clone()
                 .unwrap_or_else(|| vec![String::new(), "-".to_string()]),
-            transport: def.transport.iter().cloned().collect(),
             classes,
             fallback,
         })
@@ -288,7 +319,7 @@ impl Mapping {
                     // the whole string first.
                     (Some(re), None, Value::String(s)) => {
                         regex_done = true;
-                        Json::String(capture(re, s)?.to_string())
+                        Json::String(re.capture(s)?.to_string())
                     }
                     _ => to_json(found),
                 }
@@ -317,7 +348,7 @@ impl Mapping {
             );
         }
         if let Some(re) = rule.regex.as_ref().filter(|_| !regex_done) {
-            let kept = capture(re, &json_str(&value)?)?.to_string();
+            let kept = re.capture(&json_str(&value)?)?.to_string();
             value = Json::String(kept);
         }
         value = match convert(rule.conv, value) {
@@ -359,24 +390,52 @@ impl Mapping {
         let Value::Object(obj) = v else { return None };
         let mut out = Map::new();
         for (k, child) in obj.iter() {
+            if self.is_null(child) {
+                continue;
+            }
             let len = at.len();
             if len > 0 {
                 at.push('.');
             }
             at.push_str(k);
-            if !class.consumed.contains(at.as_str()) && !self.is_null(child) {
-                if self.transport.contains(at.as_str()) {
-                    out.insert(k.to_string(), to_json(child));
-                } else if matches!(child, Value::Object(_)) {
-                    if let Some(rest) = self.unmapped(child, class, at, leaves) {
-                        out.insert(k.to_string(), rest);
-                    }
-                } else {
-                    *leaves += count_leaves(child);
-                    out.insert(k.to_string(), to_json(child));
+            let role = class.paths.get(at.as_str()).copied().unwrap_or_default();
+            if role.consumed {
+                // Mapped: not unmapped.
+            } else if role.transport {
+                out.insert(k.to_string(), to_json(child));
+            } else if !matches!(child, Value::Object(_)) {
+                *leaves += count_leaves(child);
+                out.insert(k.to_string(), to_json(child));
+            } else if role.above {
+                if let Some(rest) = self.unmapped(child, class, at, leaves) {
+                    out.insert(k.to_string(), rest);
                 }
+            } else if let Some(rest) = self.unmapped_all(child, leaves) {
+                // Nothing beneath is read or transport: no path to look up on the way.
+                out.insert(k.to_string(), rest);
             }
             at.truncate(len);
+        }
+        (!out.is_empty()).then_some(Json::Object(out))
+    }
+
+    /// [`unmapped`](Mapping::unmapped) of an object no rule reads anything beneath and with no
+    /// transport field in it: all of it but its null values.
+    fn unmapped_all(&self, v: &Value<'_>, leaves: &mut usize) -> Option<Json> {
+        let Value::Object(obj) = v else { return None };
+        let mut out = Map::new();
+        for (k, child) in obj.iter() {
+            if self.is_null(child) {
+                continue;
+            }
+            if matches!(child, Value::Object(_)) {
+                if let Some(rest) = self.unmapped_all(child, leaves) {
+                    out.insert(k.to_string(), rest);
+                }
+            } else {
+                *leaves += count_leaves(child);
+                out.insert(k.to_string(), to_json(child));
+            }
         }
         (!out.is_empty()).then_some(Json::Object(out))
     }
@@ -470,14 +529,6 @@ fn truncate_detail(s: &str) -> String {
         out.push('…');
     }
     out
-}
-
-/// What a mapping regex keeps of `s`: its first group, or the whole match without groups;
-/// `None` when it does not match or keeps nothing.
-fn capture<'t>(re: &Regex, s: &'t str) -> Option<&'t str> {
-    let caps = re.captures(s)?;
-    let m = caps.get(1).or_else(|| caps.get(0))?;
-    (!m.as_str().is_empty()).then_some(m.as_str())
 }
 
 /// [`json_text`] borrowed where the value is a string already.
@@ -677,7 +728,7 @@ fn compile_rule(target: &str, def: &FieldDef, reads: &mut Vec<String>) -> anyhow
         regex: def
             .regex
             .as_deref()
-            .map(|r| crate::cond::shared_regex(r, false))
+            .map(|r| crate::cond::shared_regex(r, false).map(Cut::new))
             .transpose()
             .with_context(|| format!("`{target}`: regex"))?,
         map: def.map.as_ref().map(|m| {
@@ -723,7 +774,7 @@ fn compile_class(def: &MappingDef, class: &ClassDef) -> anyhow::Result<CompiledC
         }
         rules.push(compile_rule(target, fd, &mut reads)?);
     }
-    let consumed: FxHashSet<String> = reads.into_iter().collect();
+    let paths = path_roles(reads.iter().map(String::as_str), &def.transport);
     let name = class.name.clone().unwrap_or_else(|| {
         format!(
             "{}:{}",
@@ -740,7 +791,7 @@ fn compile_class(def: &MappingDef, class: &ClassDef) -> anyhow::Result<CompiledC
         activity_id: class.activity_id,
         severity_id: class.severity_id,
         rules,
-        consumed,
+        paths,
     })
 }
 

@@ -8,6 +8,7 @@
 //! mapping recognises is still an event: Base Event (class 0), whole record under `unmapped`,
 //! gap `source_unmapped`.
 
+pub mod cut;
 pub mod engine;
 pub mod spec;
 pub mod value;
