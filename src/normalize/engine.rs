@@ -838,6 +838,55 @@ activity_id = 6
 "dst_endpoint.port" = { from = "dport", as = "port" }
 "#;
 
+    /// The unmapped walk over every kind of member: read by a rule (left out), a transport
+    /// field nested in an object (copied whole, not counted), an object partly read, an object
+    /// nothing beneath is read from (copied without its null values), a key holding a dot next
+    /// to the nested object of the same path, and null values at every depth.
+    #[test]
+    fn the_unmapped_walk_leaves_out_what_is_read_and_keeps_the_rest() {
+        let m = mapping(
+            r#"
+id = "u"
+version = "1"
+name = "unmapped"
+transport = ["env.meta", "v"]
+[fields]
+"src_endpoint.ip" = "net.src"
+"user.name" = "who.name"
+"device.name" = "a.b"
+[[class]]
+class_uid = 4001
+"#,
+        );
+        let out = run(
+            &m,
+            r#"{"net":{"src":"10.0.0.1","dst":"10.0.0.2","deep":{"x":1,"y":null}},
+                "env":{"meta":{"k":[1,2],"n":null},"host":"h1"},"v":"2",
+                "who":{"name":"ann","id":"-"},
+                "a.b":"dotted","a":{"b":"nested","c":3},
+                "raw":{"one":{"two":{"three":"t","gone":""}},"none":{"x":null}},
+                "z":null}"#,
+        );
+        let a = Json::Object(out.alert);
+        assert_eq!(a["src_endpoint"]["ip"], "10.0.0.1");
+        assert_eq!(
+            a["device"]["name"], "nested",
+            "the nested object is tried before a key holding the dot"
+        );
+        assert_eq!(
+            a["unmapped"],
+            serde_json::json!({
+                "net": {"dst": "10.0.0.2", "deep": {"x": 1}},
+                "env": {"meta": {"k": [1, 2], "n": null}, "host": "h1"},
+                "v": "2",
+                "a": {"c": 3},
+                "raw": {"one": {"two": {"three": "t"}}},
+            })
+        );
+        // dst, deep.x, host, a.c and raw's three: transport fields are not counted.
+        assert_eq!(out.unmapped_leaves, 5);
+    }
+
     #[test]
     fn maps_fields_and_computes_unmapped() {
         let m = mapping(M);
