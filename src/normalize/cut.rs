@@ -55,14 +55,10 @@ impl Cut {
     /// What the regex keeps of `s`: its first group, or the whole match without groups;
     /// `None` when it does not match or keeps nothing.
     pub fn capture<'t>(&self, s: &'t str) -> Option<&'t str> {
-        let kept = match &self.shape {
-            Some(shape) => match shape.cut(s) {
-                Some(kept) => kept,
-                None => return self.by_regex(s),
-            },
-            None => return self.by_regex(s),
-        };
-        kept.filter(|k| !k.is_empty())
+        match self.shape.as_ref().and_then(|shape| shape.cut(s)) {
+            Some(kept) => kept.filter(|k| !k.is_empty()),
+            None => self.by_regex(s),
+        }
     }
 
     fn by_regex<'t>(&self, s: &'t str) -> Option<&'t str> {
@@ -109,7 +105,6 @@ impl Shape {
 
     /// What the shape keeps of `s` (`Some(None)`: no match), or `None` when `s` is one the
     /// shape leaves to the regex.
-    #[allow(clippy::option_option)]
     fn cut<'t>(&self, s: &'t str) -> Option<Option<&'t str>> {
         let b = s.as_bytes();
         // The bytes searched for are ASCII, so every cut is at a character boundary.
