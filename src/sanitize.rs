@@ -2430,6 +2430,11 @@ impl Sanitizer {
 
     /// Record removals, a truncation and hidden text of one cleaned string at `at`.
     fn record(&self, c: &Cleaned<'_>, at: &At<'_>, w: &mut Walk) {
+        // Cleaning that removed, cut and hid nothing (text that is only non-ASCII, say)
+        // reports nothing: no path to write.
+        if c.counts.iter().all(|&n| n == 0) && c.truncated_from.is_none() && c.hidden.is_empty() {
+            return;
+        }
         let field = at.path();
         for k in RemovalKind::ALL {
             let n = c.counts[k as usize];

@@ -226,7 +226,8 @@ impl Mapping {
             }
         }
         let mut leaves = 0;
-        if let Some(unmapped) = self.unmapped(record.root(), class, &mut String::new(), &mut leaves)
+        if let Some(unmapped) =
+            self.unmapped(record.root(), class, Some(&mut String::new()), &mut leaves)
         {
             alert.insert("unmapped", unmapped);
         }
@@ -378,13 +379,15 @@ impl Mapping {
         Some(value)
     }
 
-    /// The part of `v` (at the path in `at`) no rule consumed, with the count of its leaves.
-    /// `at` is one buffer for the whole walk: each key is pushed and popped, not allocated.
+    /// The part of `v` no rule consumed, with the count of its leaves. `at` is the path of
+    /// `v`, one buffer for the whole walk (each key is pushed and popped, not allocated); it is
+    /// `None` beneath a member that no read or transport path lies under, where there is
+    /// nothing to look up and all but the null values is unmapped.
     fn unmapped(
         &self,
         v: &Value<'_>,
         class: &CompiledClass,
-        at: &mut String,
+        mut at: Option<&mut String>,
         leaves: &mut usize,
     ) -> Option<Json> {
         let Value::Object(obj) = v else { return None };
@@ -393,12 +396,15 @@ impl Mapping {
             if self.is_null(child) {
                 continue;
             }
-            let len = at.len();
-            if len > 0 {
-                at.push('.');
+            let len = at.as_deref().map(String::len);
+            let mut role = PathRole::default();
+            if let Some(at) = at.as_deref_mut() {
+                if !at.is_empty() {
+                    at.push('.');
+                }
+                at.push_str(k);
+                role = class.paths.get(at.as_str()).copied().unwrap_or_default();
             }
-            at.push_str(k);
-            let role = class.paths.get(at.as_str()).copied().unwrap_or_default();
             if role.consumed {
                 // Mapped: not unmapped.
             } else if role.transport {
@@ -406,35 +412,14 @@ impl Mapping {
             } else if !matches!(child, Value::Object(_)) {
                 *leaves += count_leaves(child);
                 out.insert(k.to_string(), to_json(child));
-            } else if role.above {
-                if let Some(rest) = self.unmapped(child, class, at, leaves) {
-                    out.insert(k.to_string(), rest);
-                }
-            } else if let Some(rest) = self.unmapped_all(child, leaves) {
-                // Nothing beneath is read or transport: no path to look up on the way.
-                out.insert(k.to_string(), rest);
-            }
-            at.truncate(len);
-        }
-        (!out.is_empty()).then_some(Json::Object(out))
-    }
-
-    /// [`unmapped`](Mapping::unmapped) of an object no rule reads anything beneath and with no
-    /// transport field in it: all of it but its null values.
-    fn unmapped_all(&self, v: &Value<'_>, leaves: &mut usize) -> Option<Json> {
-        let Value::Object(obj) = v else { return None };
-        let mut out = Map::new();
-        for (k, child) in obj.iter() {
-            if self.is_null(child) {
-                continue;
-            }
-            if matches!(child, Value::Object(_)) {
-                if let Some(rest) = self.unmapped_all(child, leaves) {
-                    out.insert(k.to_string(), rest);
-                }
             } else {
-                *leaves += count_leaves(child);
-                out.insert(k.to_string(), to_json(child));
+                let beneath = if role.above { at.as_deref_mut() } else { None };
+                if let Some(rest) = self.unmapped(child, class, beneath, leaves) {
+                    out.insert(k.to_string(), rest);
+                }
+            }
+            if let (Some(at), Some(len)) = (at.as_deref_mut(), len) {
+                at.truncate(len);
             }
         }
         (!out.is_empty()).then_some(Json::Object(out))
