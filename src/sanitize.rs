@@ -431,10 +431,21 @@ pub fn char_class(c: char) -> Option<RemovalKind> {
 #[inline]
 pub fn is_plain(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() < 8 {
-        // A short string is read as one word, padded with spaces (a plain byte).
-        let mut w = [b' '; 8];
-        w[..b.len()].copy_from_slice(b);
+    let n = b.len();
+    if n < 8 {
+        // A short string is read as one word, in registers: four to seven bytes as two
+        // overlapping halves, one to three as the first, middle and last byte, the rest of the
+        // word spaces (plain); a byte read twice is tested twice. (Copying it into a word of
+        // spaces on the stack was a `memcpy` call and a load that waited for its stores.)
+        let w = if n >= 4 {
+            let head = u32::from_le_bytes(b[..4].try_into().expect("four bytes"));
+            let tail = u32::from_le_bytes(b[n - 4..].try_into().expect("four bytes"));
+            (u64::from(head) | u64::from(tail) << 32).to_le_bytes()
+        } else if n > 0 {
+            [b[0], b[n / 2], b[n - 1], b' ', b' ', b' ', b' ', b' ']
+        } else {
+            return true;
+        };
         return plain_word(w);
     }
     let mut words = b.chunks_exact(8);
@@ -2540,6 +2551,17 @@ mod tests {
                 });
             }
             assert_eq!(is_plain(&text), reference(&text), "{text:?}");
+        }
+        // Every length up to past a word, with each single-byte piece at every position:
+        // short strings are read in overlapping halves or as first, middle and last byte.
+        for len in 0..=17 {
+            for pos in 0..len {
+                for piece in pieces.iter().filter(|p| p.len() == 1) {
+                    let mut text = "x".repeat(len);
+                    text.replace_range(pos..pos + 1, piece);
+                    assert_eq!(is_plain(&text), reference(&text), "{text:?}");
+                }
+            }
         }
     }
 
