@@ -284,6 +284,7 @@ fn into_map(members: Members<'_>) -> Map<String, Value> {
 }
 
 /// The member `key` of an object, created by `make` when it is not there yet.
+#[inline]
 fn member<'a, 'k>(
     m: &'a mut Members<'k>,
     key: &'k str,
@@ -302,6 +303,7 @@ fn member<'a, 'k>(
 }
 
 /// Put `slot` at `key`, replacing what was there.
+#[inline]
 fn put<'k>(m: &mut Members<'k>, key: &'k str, slot: Slot<'k>) {
     match m.iter_mut().rev().find(|(k, _)| k == key) {
         Some((_, old)) => *old = slot,
