@@ -94,7 +94,6 @@ fn write_short(out: &mut Vec<u8>, b: &[u8]) -> bool {
     let n = b.len();
     debug_assert!(n <= SHORT);
     let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
-    let half = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("four bytes"));
     out.reserve(SHORT + 2);
     let len = out.len();
     let at = out.as_mut_ptr().wrapping_add(len);
@@ -110,30 +109,24 @@ fn write_short(out: &mut Vec<u8>, b: &[u8]) -> bool {
             at.add(1).cast::<u64>().write_unaligned(head.to_le());
             at.add(n - 7).cast::<u64>().write_unaligned(tail.to_le());
         }
-    } else if n >= 4 {
-        // Four to seven bytes: two overlapping four-byte reads hold all of them (a byte
-        // copied from a slice of unknown length would be a `memcpy` call).
-        let (head, tail) = (half(0), half(n - 4));
-        if needs_escape(u64::from(head) | u64::from(tail) << 32) {
-            return false;
-        }
-        unsafe {
-            at.add(1).cast::<u32>().write_unaligned(head.to_le());
-            at.add(n - 3).cast::<u32>().write_unaligned(tail.to_le());
-        }
     } else if n > 0 {
-        // One to three bytes: the first, the middle and the last are all of them; the rest
-        // of the word is a byte that never needs an escape.
-        let (first, mid, last) = (b[0], b[n / 2], b[n - 1]);
-        if needs_escape(u64::from_le_bytes([
-            first, mid, last, b'a', b'a', b'a', b'a', b'a',
-        ])) {
+        // One to seven bytes in one word (`word::short_word`: two overlapping halves, or the
+        // first, middle and last byte); the fill is a byte that never needs an escape.
+        let w = crate::word::short_word(b, b'a');
+        if needs_escape(w) {
             return false;
         }
         unsafe {
-            at.add(1).write(first);
-            at.add(1 + n / 2).write(mid);
-            at.add(n).write(last);
+            if n >= 4 {
+                at.add(1).cast::<u32>().write_unaligned((w as u32).to_le());
+                at.add(n - 3)
+                    .cast::<u32>()
+                    .write_unaligned(((w >> 32) as u32).to_le());
+            } else {
+                at.add(1).write(w as u8);
+                at.add(1 + n / 2).write((w >> 8) as u8);
+                at.add(n).write((w >> 16) as u8);
+            }
         }
     }
     unsafe {

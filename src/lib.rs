@@ -44,4 +44,5 @@ pub mod sanitize;
 pub mod score;
 pub mod tag;
 pub mod timeparse;
+pub mod word;
 pub mod worker;

@@ -433,20 +433,8 @@ pub fn is_plain(s: &str) -> bool {
     let b = s.as_bytes();
     let n = b.len();
     if n < 8 {
-        // A short string is read as one word, in registers: four to seven bytes as two
-        // overlapping halves, one to three as the first, middle and last byte, the rest of the
-        // word spaces (plain); a byte read twice is tested twice. (Copying it into a word of
-        // spaces on the stack was a `memcpy` call and a load that waited for its stores.)
-        let w = if n >= 4 {
-            let head = u32::from_le_bytes(b[..4].try_into().expect("four bytes"));
-            let tail = u32::from_le_bytes(b[n - 4..].try_into().expect("four bytes"));
-            (u64::from(head) | u64::from(tail) << 32).to_le_bytes()
-        } else if n > 0 {
-            [b[0], b[n / 2], b[n - 1], b' ', b' ', b' ', b' ', b' ']
-        } else {
-            return true;
-        };
-        return plain_word(w);
+        // A short string is read as one word, the rest of it spaces (a plain byte).
+        return n == 0 || plain_word(crate::word::short_word(b, b' ').to_le_bytes());
     }
     let mut words = b.chunks_exact(8);
     for w in &mut words {
