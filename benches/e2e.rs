@@ -32,32 +32,39 @@ struct Opts {
     bench: bool,
     records: usize,
     latency_secs: u64,
+    /// The generator's seed, from --seed (default 1, the corpus the README's figures are of).
+    seed: u64,
     brokers: String,
     /// More worker configuration (TOML appended to the generated file), from --worker-toml.
     worker_extra: String,
+    /// The worker binary, from --worker: by default the `alertctx` cargo built with this
+    /// benchmark; `scripts/bench-e2e --pgo` passes the profile-guided one, and
+    /// `scripts/build-pgo` an instrumented one to take the worker's profile.
+    worker_bin: PathBuf,
 }
 
 fn opts() -> Opts {
     let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
+    let arg = |name: &str| {
         args.iter()
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<usize>().ok())
     };
+    let value = |name: &str| arg(name).and_then(|v| v.parse::<usize>().ok());
     let bench = args.iter().any(|a| a == "--bench");
     Opts {
         bench,
         records: value("--records").unwrap_or(if bench { 200_000 } else { 3_000 }),
         latency_secs: value("--latency-secs").unwrap_or(20) as u64,
+        seed: value("--seed").unwrap_or(1) as u64,
         brokers: std::env::var("ALERTCTX_TEST_BROKERS")
             .unwrap_or_else(|_| "127.0.0.1:19092".into()),
-        worker_extra: args
-            .iter()
-            .position(|a| a == "--worker-toml")
-            .and_then(|i| args.get(i + 1))
+        worker_extra: arg("--worker-toml")
             .map(|p| std::fs::read_to_string(p).expect("--worker-toml: a readable file"))
             .unwrap_or_default(),
+        worker_bin: arg("--worker")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_alertctx"))),
     }
 }
 
@@ -114,8 +121,8 @@ fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, i: usize, pay
 }
 
 /// The generated corpus, one record per message.
-fn corpus(n: usize) -> Vec<Vec<u8>> {
-    alertctx::generate::Generator::new(1)
+fn corpus(n: usize, seed: u64) -> Vec<Vec<u8>> {
+    alertctx::generate::Generator::new(seed)
         .take(n)
         .map(|g| g.line.into_bytes())
         .collect()
@@ -147,7 +154,7 @@ impl Worker {
             ),
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_alertctx"))
+        let child = Command::new(&o.worker_bin)
             .args(["run", "--config"])
             .arg(&cfg)
             .env("RUST_LOG", "warn")
@@ -280,7 +287,7 @@ struct Pass {
 fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
     let (raw, out, dlq) = (unique("raw"), unique("out"), unique("dlq"));
     create_topics(&o.brokers, &[&raw, &out, &dlq]);
-    let records = corpus(o.records);
+    let records = corpus(o.records, o.seed);
     let bytes_in: u64 = records.iter().map(|r| r.len() as u64).sum();
     let p = producer(&o.brokers);
     for (i, r) in records.iter().enumerate() {
@@ -362,7 +369,7 @@ fn latency(o: &Opts, enrichers: &std::path::Path, rate: f64, secs: u64) -> (i64,
     }
     let p = producer(&o.brokers);
     let n = (rate * secs as f64) as usize;
-    let records = corpus(n);
+    let records = corpus(n, o.seed);
     let start = Instant::now();
     for (i, r) in records.iter().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / rate);

@@ -1,0 +1,15 @@
+# Shared by scripts/build-pgo, scripts/bench-e2e and scripts/bench-instructions (sourced, not
+# run): build_pgo builds target/pgo/release/alertctx against the profile that
+# scripts/build-pgo took (nothing to do when build-pgo has just built it; after a change to
+# the code it builds the new code with the old profile, and build-pgo takes a new one).
+
+pgo_bin=target/pgo/release/alertctx
+build_pgo() {
+  local profile=$PWD/target/pgo/alertctx.profdata
+  [ -e "$profile" ] || {
+    echo "$(basename "$0"): --pgo needs $profile; run scripts/build-pgo first" >&2
+    exit 1
+  }
+  RUSTFLAGS="-Cprofile-use=$profile" \
+    cargo build --release --locked --quiet --target-dir target/pgo --bin alertctx
+}
