@@ -34,6 +34,9 @@ struct Opts {
     latency_secs: u64,
     /// The generator's seed, from --seed (default 1, the corpus the README's figures are of).
     seed: u64,
+    /// Records from this file instead of the generator, from --corpus: one per line, taken
+    /// again from the start when a phase needs more than the file holds.
+    corpus_file: Option<PathBuf>,
     brokers: String,
     /// More worker configuration (TOML appended to the generated file), from --worker-toml.
     worker_extra: String,
@@ -57,6 +60,7 @@ fn opts() -> Opts {
         records: value("--records").unwrap_or(if bench { 200_000 } else { 3_000 }),
         latency_secs: value("--latency-secs").unwrap_or(20) as u64,
         seed: value("--seed").unwrap_or(1) as u64,
+        corpus_file: arg("--corpus").map(PathBuf::from),
         brokers: std::env::var("ALERTCTX_TEST_BROKERS")
             .unwrap_or_else(|_| "127.0.0.1:19092".into()),
         worker_extra: arg("--worker-toml")
@@ -120,12 +124,21 @@ fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, i: usize, pay
     }
 }
 
-/// The generated corpus, one record per message.
-fn corpus(n: usize, seed: u64) -> Vec<Vec<u8>> {
-    alertctx::generate::Generator::new(seed)
-        .take(n)
-        .map(|g| g.line.into_bytes())
-        .collect()
+/// `n` records of the corpus, one per message: generated, or read from --corpus.
+fn corpus(n: usize, o: &Opts) -> Vec<Vec<u8>> {
+    let Some(file) = &o.corpus_file else {
+        return alertctx::generate::Generator::new(o.seed)
+            .take(n)
+            .map(|g| g.line.into_bytes())
+            .collect();
+    };
+    let text = std::fs::read(file).expect("--corpus: a readable file");
+    let lines: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(!lines.is_empty(), "--corpus: the file holds no records");
+    lines.iter().cycle().take(n).map(|l| l.to_vec()).collect()
 }
 
 struct Worker {
@@ -287,7 +300,7 @@ struct Pass {
 fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
     let (raw, out, dlq) = (unique("raw"), unique("out"), unique("dlq"));
     create_topics(&o.brokers, &[&raw, &out, &dlq]);
-    let records = corpus(o.records, o.seed);
+    let records = corpus(o.records, o);
     let bytes_in: u64 = records.iter().map(|r| r.len() as u64).sum();
     let p = producer(&o.brokers);
     for (i, r) in records.iter().enumerate() {
@@ -369,7 +382,7 @@ fn latency(o: &Opts, enrichers: &std::path::Path, rate: f64, secs: u64) -> (i64,
     }
     let p = producer(&o.brokers);
     let n = (rate * secs as f64) as usize;
-    let records = corpus(n, o.seed);
+    let records = corpus(n, o);
     let start = Instant::now();
     for (i, r) in records.iter().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
