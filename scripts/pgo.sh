@@ -3,13 +3,14 @@
 # scripts/build-pgo took (nothing to do when build-pgo has just built it; after a change to
 # the code it builds the new code with the old profile, and build-pgo takes a new one).
 
+pgo_dir=$PWD/target/pgo
+pgo_profile=$pgo_dir/alertctx.profdata
 pgo_bin=target/pgo/release/alertctx
 build_pgo() {
-  local profile=$PWD/target/pgo/alertctx.profdata
-  [ -e "$profile" ] || {
-    echo "$(basename "$0"): --pgo needs $profile; run scripts/build-pgo first" >&2
+  [ -e "$pgo_profile" ] || {
+    echo "$(basename "$0"): --pgo needs $pgo_profile; run scripts/build-pgo first" >&2
     exit 1
   }
-  RUSTFLAGS="-Cprofile-use=$profile" \
+  RUSTFLAGS="-Cprofile-use=$pgo_profile" \
     cargo build --release --locked --quiet --target-dir target/pgo --bin alertctx
 }
