@@ -45,10 +45,18 @@ fn bytes_of(records: &[RawRecord]) -> u64 {
 }
 
 fn pipeline(enrich: bool) -> Pipeline {
+    pipeline_with(enrich, true)
+}
+
+/// `exact`: exact repeats folded by their bytes (`dedup.exact_repeats`, on by default).
+fn pipeline_with(enrich: bool, exact: bool) -> Pipeline {
     let mut cfg = Config::default();
     cfg.quality.reference_time = "none".into();
     if enrich {
         cfg.pipeline.enrichers = Some(refdata::bench_data());
+    }
+    if !exact {
+        cfg.dedup.exact_repeats = 0;
     }
     Pipeline::from_config(&cfg).unwrap()
 }
@@ -243,9 +251,11 @@ fn bench_stages(c: &mut Criterion) {
     });
     g.finish();
 
-    // Counting outcomes in the worker's metrics, in steady state (every series seen before).
+    // Counting outcomes in the worker's metrics, in steady state (every series seen before),
+    // of the pipeline with the reference data, as the worker runs it (enrichment lookups are
+    // counted too).
     let outcomes: Vec<Outcome> = {
-        let mut p = pipeline(false);
+        let mut p = pipeline(true);
         let mut out = Vec::new();
         for r in &records {
             p.process(r, RecordContext::default(), &mut out);
@@ -267,10 +277,15 @@ fn bench_stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("core");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
-    for (name, enrich) in [("no_enrichment", false), ("full", true)] {
+    // The last: every record decoded, exact repeats too (what the whole path costs them).
+    for (name, enrich, exact) in [
+        ("no_enrichment", false, true),
+        ("full", true, true),
+        ("no_enrichment_no_exact_repeats", false, false),
+    ] {
         g.bench_function(name, |b| {
             b.iter_batched(
-                || pipeline(enrich),
+                || pipeline_with(enrich, exact),
                 |mut p| {
                     let mut out = Vec::with_capacity(4);
                     let mut bundles = 0;

@@ -293,6 +293,8 @@ struct Pass {
     duplicates: f64,
     dead: f64,
     dedup_keys: f64,
+    /// Of the duplicates, those folded by their bytes without being decoded.
+    exact: f64,
 }
 
 /// Phase 1: everything on the topic first, then the worker, timed from first consume to
@@ -359,6 +361,7 @@ fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
         duplicates: metric(&text, "alertctx_duplicates_folded_total", ""),
         dead: metric(&text, "alertctx_dead_letters_total", ""),
         dedup_keys: metric(&text, "alertctx_dedup_keys", ""),
+        exact: metric(&text, "alertctx_exact_repeats_folded_total", ""),
     }
 }
 
@@ -438,7 +441,7 @@ fn main() {
     assert!(m.duplicates > 0.0 && m.bundles > 0.0);
     let rate = m.events as f64 / m.secs;
     println!(
-        "e2e max rate: {} events in {:.2} s = {:.0} events/s; in {:.1} MB/s, out {:.1} MB/s; worker CPU {:.1} µs/event; peak RSS {:.0} MiB ({} dedup keys)",
+        "e2e max rate: {} events in {:.2} s = {:.0} events/s; in {:.1} MB/s, out {:.1} MB/s; worker CPU {:.1} µs/event; peak RSS {:.0} MiB ({} dedup keys); {} duplicates, {} of them exact repeats folded by their bytes",
         m.events,
         m.secs,
         rate,
@@ -446,7 +449,9 @@ fn main() {
         m.bytes_out as f64 / 1e6 / m.secs,
         m.cpu_secs / m.events as f64 * 1e6,
         m.peak_rss as f64 / (1 << 20) as f64,
-        m.dedup_keys
+        m.dedup_keys,
+        m.duplicates,
+        m.exact
     );
     if o.bench {
         let (p50, p99, n) = latency(&o, &enrichers, rate / 2.0, o.latency_secs);

@@ -334,6 +334,7 @@ mod tests {
             "the example shows the defaults"
         );
         assert_eq!(c.quality, crate::score::QualityConfig::default());
+        assert_eq!(c.dedup, crate::dedup::DedupConfig::default());
         assert_eq!(c.metrics, MetricsConfig::default());
         let k = c.kafka.expect("the example shows the [kafka] section");
         assert_eq!(k.max_in_flight, default_max_in_flight());

@@ -29,6 +29,11 @@ pub struct DedupConfig {
     pub capacity: usize,
     /// Key fields per class uid, replacing the defaults for that class.
     pub fields: BTreeMap<String, Vec<String>>,
+    /// Records remembered by their bytes, so that an exact repeat of one (the same bytes from
+    /// the same input) is folded without being decoded, normalized or sanitised again, with
+    /// the outcome the whole path gives it (`src/exact.rs`). About 70 bytes a record; 0 turns
+    /// it off. Deduplication turned off turns it off too.
+    pub exact_repeats: usize,
 }
 
 impl Default for DedupConfig {
@@ -38,6 +43,7 @@ impl Default for DedupConfig {
             window: "10m".into(),
             capacity: 1_000_000,
             fields: BTreeMap::new(),
+            exact_repeats: 65_536,
         }
     }
 }
@@ -267,6 +273,14 @@ fn digest<'v>(
     out
 }
 
+/// What a dedup decision reads of an alert ([`Deduper::key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupKey {
+    pub fingerprint: [u8; 16],
+    /// The alert's `time` (ms), when it has one.
+    pub time: Option<i64>,
+}
+
 /// The outcome the pipeline acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -278,8 +292,12 @@ pub enum Verdict {
 /// by index (most recent first) and a hash table of node indices. Against `lru::LruCache`
 /// (a 64-byte allocation per key and a 16-byte bucket) a million fingerprints take about
 /// 63 MiB instead of 98 MiB, and a new fingerprint allocates nothing once the window is full.
-pub struct FingerprintLru {
-    nodes: Vec<Node>,
+///
+/// A key is 16 bytes of a cryptographic digest or keyed hash, whose first eight bytes serve as
+/// the hash; `V` is what is remembered under it (the window's [`Entry`] here, what a record's
+/// bytes gave in [`crate::exact`]).
+pub struct FingerprintLru<V = Entry> {
+    nodes: Vec<Node<V>>,
     table: HashTable<u32>,
     /// Most and least recently used node; `NIL` when empty.
     head: u32,
@@ -287,9 +305,9 @@ pub struct FingerprintLru {
     capacity: usize,
 }
 
-struct Node {
+struct Node<V> {
     key: [u8; 16],
-    entry: Entry,
+    entry: V,
     prev: u32,
     next: u32,
 }
@@ -303,8 +321,11 @@ pub const MAX_CAPACITY: usize = (u32::MAX - 1) as usize;
 /// copy (and the moment of holding old and new vectors both) when the vector doubles.
 const RESERVE_NODES: usize = 1 << 22;
 
-impl FingerprintLru {
-    pub fn new(capacity: usize) -> FingerprintLru {
+impl<V> FingerprintLru<V> {
+    /// What one remembered key takes, besides its 5 bytes in the hash table.
+    pub const NODE_BYTES: usize = std::mem::size_of::<Node<V>>();
+
+    pub fn new(capacity: usize) -> FingerprintLru<V> {
         assert!((1..=MAX_CAPACITY).contains(&capacity));
         FingerprintLru {
             nodes: Vec::with_capacity(capacity.min(RESERVE_NODES)),
@@ -315,7 +336,7 @@ impl FingerprintLru {
         }
     }
 
-    /// The key is a cryptographic digest already: its first bytes are the hash.
+    /// The key is a digest already: its first bytes are the hash.
     fn hash(key: &[u8; 16]) -> u64 {
         u64::from_le_bytes(key[..8].try_into().expect("8 bytes"))
     }
@@ -357,7 +378,7 @@ impl FingerprintLru {
     }
 
     /// The entry for `key`, marked most recently used, to read or replace in place.
-    pub fn get_mut(&mut self, key: &[u8; 16]) -> Option<&mut Entry> {
+    pub fn get_mut(&mut self, key: &[u8; 16]) -> Option<&mut V> {
         let i = self.find(key)?;
         if self.head != i {
             self.unlink(i);
@@ -367,13 +388,16 @@ impl FingerprintLru {
     }
 
     /// The entry for `key`, marking it most recently used.
-    pub fn get(&mut self, key: &[u8; 16]) -> Option<Entry> {
-        self.get_mut(key).map(|e| *e)
+    pub fn get(&mut self, key: &[u8; 16]) -> Option<V>
+    where
+        V: Clone,
+    {
+        self.get_mut(key).map(|e| e.clone())
     }
 
     /// Store `entry` under `key` as the most recently used; when `key` is new and the LRU is
     /// full, the least recently used fingerprint is forgotten and its node reused.
-    pub fn put(&mut self, key: [u8; 16], entry: Entry) {
+    pub fn put(&mut self, key: [u8; 16], entry: V) {
         match self.get_mut(&key) {
             Some(e) => *e = entry,
             None => self.insert_new(key, entry),
@@ -381,7 +405,7 @@ impl FingerprintLru {
     }
 
     /// [`put`](FingerprintLru::put) for a key known to be absent.
-    fn insert_new(&mut self, key: [u8; 16], entry: Entry) {
+    fn insert_new(&mut self, key: [u8; 16], entry: V) {
         let i = if self.nodes.len() < self.capacity {
             self.nodes.push(Node {
                 key,
@@ -468,11 +492,34 @@ impl Deduper {
         self.seen.is_empty()
     }
 
+    /// Fold or keep an alert: [`key`](Deduper::key), then [`check_key`](Deduper::check_key).
     pub fn check(&mut self, alert: &Json, class_uid: u32, source: &str) -> Verdict {
+        let key = self.key(alert, class_uid, source);
+        self.check_key(key)
+    }
+
+    /// All that the decision about an alert reads of it: its fingerprint and its time.
+    pub fn key(&mut self, alert: &Json, class_uid: u32, source: &str) -> DedupKey {
         let fields = self.fields.get(&class_uid).map_or(&[][..], Vec::as_slice);
-        let fp = fingerprint_compiled(alert, class_uid, source, fields, &mut self.scratch);
+        DedupKey {
+            fingerprint: fingerprint_compiled(alert, class_uid, source, fields, &mut self.scratch),
+            time: alert.get("time").and_then(Json::as_i64),
+        }
+    }
+
+    /// Whether deduplication is on: off, every alert is a first one.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The decision for an alert with this key, the window updated: what [`check`] gives
+    /// for the alert the key was taken of.
+    ///
+    /// [`check`]: Deduper::check
+    pub fn check_key(&mut self, key: DedupKey) -> Verdict {
+        let fp = key.fingerprint;
         let hex = hex::encode(fp);
-        let t = match alert.get("time").and_then(Json::as_i64) {
+        let t = match key.time {
             Some(t) => {
                 self.watermark = self.watermark.max(t);
                 t
@@ -530,7 +577,7 @@ mod tests {
     #[test]
     fn a_remembered_fingerprint_takes_56_bytes() {
         assert_eq!(std::mem::size_of::<Entry>(), 32);
-        assert_eq!(std::mem::size_of::<Node>(), 56);
+        assert_eq!(std::mem::size_of::<Node<Entry>>(), 56);
         let e = Entry {
             window_start: 0,
             first_seen: 0,
@@ -564,7 +611,7 @@ mod tests {
 
     #[test]
     fn lru_forgets_the_least_recently_used() {
-        let mut lru = FingerprintLru::new(3);
+        let mut lru: FingerprintLru = FingerprintLru::new(3);
         for n in 0..3 {
             lru.put(key(n), entry(n));
         }
@@ -590,7 +637,7 @@ mod tests {
     fn lru_agrees_with_a_naive_model_under_churn() {
         // The model: a vector of (key, value), most recent last.
         let cap = 64;
-        let mut lru = FingerprintLru::new(cap);
+        let mut lru: FingerprintLru = FingerprintLru::new(cap);
         let mut model: Vec<(u32, u32)> = Vec::new();
         let mut x: u64 = 7;
         for step in 0..20_000u32 {

@@ -10,7 +10,8 @@
 //!    sequences and smuggled text removed, strings capped, instruction-like text flagged.
 //! 4. [`enrich`]    — asset (CMDB), user (directory) and geo (MaxMind) context.
 //! 5. [`tag`]       — declarative rules that attach namespaced tags.
-//! 6. [`dedup`]     — fingerprints, an event-time window, counts.
+//! 6. [`dedup`]     — fingerprints, an event-time window, counts. ([`exact`] recognises a
+//!    repeat of a recent record's exact bytes before step 1 and hands the window its key.)
 //! 7. [`score`]     — data-gap codes and the 0–100 quality score.
 //! 8. [`bundle`]    — the layered context bundle and its serialisation.
 //!
@@ -29,6 +30,7 @@ pub mod decode;
 pub mod dedup;
 pub mod demo;
 pub mod enrich;
+pub mod exact;
 pub mod explain;
 pub mod generate;
 pub mod http;

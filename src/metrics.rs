@@ -33,6 +33,7 @@ pub struct Metrics {
     pub client_errors: IntCounterVec,
     pub in_flight: IntGauge,
     pub dedup_keys: IntGauge,
+    pub exact_repeats: IntCounter,
     pub ready: IntGauge,
     pub assigned_partitions: IntGauge,
     /// Handles of the per-outcome series, by source and class: see [`SourceSeries`].
@@ -67,6 +68,14 @@ struct ClassSeries {
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help).namespace("alertctx"), labels)
+        .expect("metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn counter_one(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::with_opts(Opts::new(name, help).namespace("alertctx"))
         .expect("metric definition");
     r.register(Box::new(c.clone()))
         .expect("metric registered once");
@@ -137,6 +146,7 @@ impl Metrics {
             client_errors: counter(&r, "kafka_client_errors_total", "Errors librdkafka reported to the worker's consumer and producer (connection trouble, mostly), by client (consumer, producer, poll: the consumer's message stream) and librdkafka error name.", &["client", "error"]),
             in_flight: gauge(&r, "in_flight_messages", "Consumed messages whose outputs are not all acknowledged yet."),
             dedup_keys: gauge(&r, "dedup_keys", "Fingerprints the deduplication window remembers."),
+            exact_repeats: counter_one(&r, "exact_repeats_folded_total", "Duplicates recognised by their bytes (a repeat of a recent record from the same input) and folded without being decoded; they are counted in duplicates_folded_total too."),
             ready: gauge(&r, "ready", "1 when /readyz answers 200: partitions assigned, not draining, nothing failed."),
             assigned_partitions: gauge(&r, "assigned_partitions", "Partitions of the raw topics assigned to this member."),
             series: Mutex::default(),

@@ -8,7 +8,9 @@
 //! fingerprint reads only normalized attributes, so folding repeats first spares enrichment,
 //! tagging and serialisation for about one record in five on a typical feed. Sanitising
 //! comes before it, so that invisible characters cannot make repeats look different, and so
-//! that no later stage reads text the sanitiser has not seen.
+//! that no later stage reads text the sanitiser has not seen. A repeat of a recent record's
+//! exact bytes skips everything before dedup: what those bytes gave is remembered
+//! ([`crate::exact`]), and the window decides on that.
 //!
 //! [`Pipeline`] owns every stage's state and does no I/O; `alertctx process` and the Kafka
 //! worker feed it records and act on the [`Outcome`]s. Every record ends as exactly one
@@ -19,6 +21,7 @@ use crate::config::Config;
 use crate::decode::{self, framing::Framed, json, DecodeError, Limits, Value};
 use crate::dedup::{Deduper, Verdict};
 use crate::enrich::{EnrichOutput, Enricher};
+use crate::exact::ExactRepeats;
 use crate::normalize::Normalizer;
 use crate::record::{Origin, RawRecord, RecordKind};
 use crate::sanitize::Sanitizer;
@@ -110,6 +113,11 @@ pub struct Pipeline {
     enrichers: Vec<Box<dyn Enricher>>,
     tagger: Tagger,
     deduper: Deduper,
+    /// Records recently seen, by their bytes (`None`: `dedup.exact_repeats` is 0 or
+    /// deduplication is off).
+    exact: Option<ExactRepeats>,
+    /// Duplicates folded by their bytes alone, since start.
+    exact_folded: u64,
     scorer: Scorer,
     limits: Limits,
     info: PipelineInfo,
@@ -175,6 +183,9 @@ impl Pipeline {
             enrichers,
             tagger,
             deduper: Deduper::new(&cfg.dedup)?,
+            exact: (cfg.dedup.enabled && cfg.dedup.exact_repeats > 0)
+                .then(|| ExactRepeats::new(cfg.dedup.exact_repeats)),
+            exact_folded: 0,
             scorer: Scorer::new(&cfg.quality)?,
             limits: cfg.limits(),
             info: PipelineInfo::new(format!("sha256:{}", hex::encode(hasher.finalize()))),
@@ -214,6 +225,12 @@ impl Pipeline {
         self.deduper.len()
     }
 
+    /// Duplicates folded by their bytes alone ([`crate::exact`]), since start; they are among
+    /// the duplicates, not in addition to them.
+    pub fn exact_repeats_folded(&self) -> u64 {
+        self.exact_folded
+    }
+
     /// Handle a framing result: records are processed, framing errors dead-lettered.
     pub fn process_framed(&mut self, framed: Framed, ctx: RecordContext, out: &mut Vec<Outcome>) {
         match framed {
@@ -229,26 +246,67 @@ impl Pipeline {
     }
 
     /// Process one record: all three stages in a row.
+    ///
+    /// A repeat of a recent record's exact bytes is first handed to the dedup window by what
+    /// those bytes gave before ([`crate::exact`]); where the window folds it, that is its
+    /// outcome, and nothing else runs.
     pub fn process(&mut self, record: &RawRecord, ctx: RecordContext, out: &mut Vec<Outcome>) {
+        let key = self.exact.as_ref().and_then(|e| e.key(record));
+        let mut decided = None;
+        if let Some(seen) = key.and_then(|k| self.exact.as_mut()?.get(&k)) {
+            match self.deduper.check_key(seen.dedup) {
+                Verdict::Repeat { fingerprint, .. } => {
+                    self.exact_folded += 1;
+                    out.push(Outcome::Duplicate {
+                        source: seen.source.to_string(),
+                        class_uid: seen.class_uid,
+                        fingerprint,
+                    });
+                    return;
+                }
+                // The window has passed: the whole way, with the decision already taken.
+                first => decided = Some(first),
+            }
+        }
         let mut buf = std::mem::take(&mut self.buf);
         let mut prepared = Vec::new();
         self.prepare(record, &mut buf, &mut prepared);
         self.buf = buf;
+        // Only a record that gives one alert is remembered (and so only such a record comes
+        // back with a decision, for the one alert its bytes give again).
+        let single = prepared.len() == 1;
         for p in prepared {
-            match p {
-                Err(d) => out.push(Outcome::DeadLetter(d)),
-                Ok(p) => out.push(match self.fold(p) {
-                    Folded::Duplicate(o) => o,
-                    Folded::Kept(k) => self.finish(*k, ctx),
-                }),
-            }
+            let p = match p {
+                Err(d) => {
+                    out.push(Outcome::DeadLetter(d));
+                    continue;
+                }
+                Ok(p) => p,
+            };
+            let verdict = match decided.take() {
+                Some(v) => v,
+                None => {
+                    let class_uid = p.mapped.class_uid;
+                    let dedup = self.deduper.key(&p.alert, class_uid, &p.source);
+                    if let (Some(k), Some(exact), true) = (key, self.exact.as_mut(), single) {
+                        exact.remember(k, dedup, class_uid, &p.source);
+                    }
+                    self.deduper.check_key(dedup)
+                }
+            };
+            out.push(match self.fold_with(p, verdict) {
+                Folded::Duplicate(o) => o,
+                Folded::Kept(k) => self.finish(*k, ctx),
+            });
         }
     }
 
     /// Process a batch of framed records with up to `threads` threads, giving exactly what
     /// [`process_framed`](Pipeline::process_framed) gives one by one, in the same order.
     /// Stages 1 and 3 run on slices of the batch in parallel; stage 2 (dedup, enrichment)
-    /// runs on one thread in input order, so repeat counts cannot depend on scheduling.
+    /// runs on one thread in input order, so repeat counts cannot depend on scheduling. With
+    /// more than one thread, exact repeats are folded after the whole path (stage 1 has run on
+    /// them before stage 2 sees them), which gives the same outcomes.
     pub fn process_batch(
         &mut self,
         batch: Vec<Framed>,
@@ -361,8 +419,14 @@ impl Pipeline {
     /// Stage 2, in input order (state: the dedup window, the enrichers' caches): fold repeats,
     /// then enrich what is kept.
     pub fn fold(&mut self, p: Prepared) -> Folded {
+        let verdict = self.deduper.check(&p.alert, p.mapped.class_uid, &p.source);
+        self.fold_with(p, verdict)
+    }
+
+    /// [`fold`](Pipeline::fold) with the dedup window's decision taken.
+    fn fold_with(&mut self, p: Prepared, verdict: Verdict) -> Folded {
         let class_uid = p.mapped.class_uid;
-        let dedup = match self.deduper.check(&p.alert, class_uid, &p.source) {
+        let dedup = match verdict {
             Verdict::Repeat { fingerprint, .. } => {
                 return Folded::Duplicate(Outcome::Duplicate {
                     source: p.source,

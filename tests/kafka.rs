@@ -124,6 +124,14 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
         metric_sum(&text, "alertctx_dead_letters_total", &[]),
         stats.dead_letters as f64
     );
+    // The examples' repeats are byte for byte: most are folded by their bytes (not those of
+    // envelopes and Zeek blocks, which the window folds after the whole path).
+    let exact = metric_sum(&text, "alertctx_exact_repeats_folded_total", &[]);
+    assert!(
+        exact > 0.0 && exact <= stats.duplicates as f64,
+        "{exact} folded by their bytes of {} duplicates",
+        stats.duplicates
+    );
     assert_eq!(
         metric_sum(&text, "alertctx_records_total", &[]),
         (stats.bundles + stats.duplicates) as f64

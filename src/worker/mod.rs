@@ -248,6 +248,8 @@ pub async fn run_with(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut outcomes = Vec::new();
+    // Exact repeats folded so far, as counted in the metric.
+    let mut exact_counted = 0;
     let out_topic: Arc<str> = Arc::from(k.output_topic.as_str());
     let dlq_topic: Arc<str> = Arc::from(k.dlq_topic.as_str());
     let result: anyhow::Result<()> = loop {
@@ -298,6 +300,11 @@ pub async fn run_with(
                             index: None,
                             bytes: Vec::new(),
                         })),
+                    }
+                    let folded = pipeline.exact_repeats_folded();
+                    if folded > exact_counted {
+                        metrics.exact_repeats.inc_by(folded - exact_counted);
+                        exact_counted = folded;
                     }
                     let outputs = outcomes.iter().filter(|o| !matches!(o, Outcome::Duplicate { .. })).count() as u32;
                     shared.offsets.lock().expect("offsets lock").get(&topic, partition).begin(offset, outputs);
