@@ -5,12 +5,12 @@
 
 pgo_dir=$PWD/target/pgo
 pgo_profile=$pgo_dir/alertctx.profdata
-pgo_bin=target/pgo/release/alertctx
+pgo_bin=$pgo_dir/release/alertctx
 build_pgo() {
   [ -e "$pgo_profile" ] || {
     echo "$(basename "$0"): --pgo needs $pgo_profile; run scripts/build-pgo first" >&2
     exit 1
   }
   RUSTFLAGS="-Cprofile-use=$pgo_profile" \
-    cargo build --release --locked --quiet --target-dir target/pgo --bin alertctx
+    cargo build --release --locked --quiet --target-dir "$pgo_dir" --bin alertctx
 }

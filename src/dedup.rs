@@ -507,11 +507,6 @@ impl Deduper {
         }
     }
 
-    /// Whether deduplication is on: off, every alert is a first one.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// The decision for an alert with this key, the window updated: what [`check`] gives
     /// for the alert the key was taken of.
     ///

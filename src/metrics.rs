@@ -5,6 +5,7 @@
 //! they can be computed over any window in PromQL.
 
 use crate::pipeline::Outcome;
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -66,36 +67,32 @@ struct ClassSeries {
     fields: FxHashMap<(&'static str, &'static str), (IntCounter, Option<IntCounter>)>,
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help).namespace("alertctx"), labels)
-        .expect("metric definition");
-    r.register(Box::new(c.clone()))
+/// `metric` registered with `r` (each name once); the handle is returned to update it.
+fn registered<M: Collector + Clone + 'static>(r: &Registry, metric: prometheus::Result<M>) -> M {
+    let m = metric.expect("metric definition");
+    r.register(Box::new(m.clone()))
         .expect("metric registered once");
-    c
+    m
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("alertctx")
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    registered(r, IntCounterVec::new(opts(name, help), labels))
 }
 
 fn counter_one(r: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::with_opts(Opts::new(name, help).namespace("alertctx"))
-        .expect("metric definition");
-    r.register(Box::new(c.clone()))
-        .expect("metric registered once");
-    c
+    registered(r, IntCounter::with_opts(opts(name, help)))
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help).namespace("alertctx"), labels)
-        .expect("metric definition");
-    r.register(Box::new(g.clone()))
-        .expect("metric registered once");
-    g
+    registered(r, IntGaugeVec::new(opts(name, help), labels))
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::with_opts(Opts::new(name, help).namespace("alertctx"))
-        .expect("metric definition");
-    r.register(Box::new(g.clone()))
-        .expect("metric registered once");
-    g
+    registered(r, IntGauge::with_opts(opts(name, help)))
 }
 
 fn histogram(
@@ -105,16 +102,10 @@ fn histogram(
     labels: &[&str],
     buckets: Vec<f64>,
 ) -> HistogramVec {
-    let h = HistogramVec::new(
-        HistogramOpts::new(name, help)
-            .namespace("alertctx")
-            .buckets(buckets),
-        labels,
-    )
-    .expect("metric definition");
-    r.register(Box::new(h.clone()))
-        .expect("metric registered once");
-    h
+    let opts = HistogramOpts::new(name, help)
+        .namespace("alertctx")
+        .buckets(buckets);
+    registered(r, HistogramVec::new(opts, labels))
 }
 
 impl Default for Metrics {
