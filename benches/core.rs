@@ -162,7 +162,8 @@ fn bench_stages(c: &mut Criterion) {
     g.throughput(Throughput::Elements(2000));
     let geo_dir = refdata::bench_data();
     g.bench_function("geo_cache_miss", |b| {
-        b.iter_batched(
+        // `_ref`: the enricher (its database and cache) is dropped outside the timing.
+        b.iter_batched_ref(
             || {
                 alertctx::enrich::load_definition(&geo_dir.join("geo.toml"))
                     .unwrap()
@@ -170,7 +171,7 @@ fn bench_stages(c: &mut Criterion) {
                     .pop()
                     .unwrap()
             },
-            |mut e| {
+            |e| {
                 for (a, _, _) in alerts.iter().take(2000) {
                     let mut out = EnrichOutput::default();
                     e.enrich(a, &mut out);
@@ -198,9 +199,10 @@ fn bench_stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("dedup");
     g.throughput(Throughput::Elements(n));
     g.bench_function("check", |b| {
-        b.iter_batched(
+        // `_ref`: the window is dropped outside the timing.
+        b.iter_batched_ref(
             || alertctx::dedup::Deduper::new(&Default::default()).unwrap(),
-            |mut d| {
+            |d| {
                 for (a, class, source) in &alerts {
                     black_box(d.check(a, *class, source));
                 }
@@ -284,9 +286,12 @@ fn bench_stages(c: &mut Criterion) {
         ("no_enrichment_no_exact_repeats", false, false),
     ] {
         g.bench_function(name, |b| {
-            b.iter_batched(
+            // `_ref`: the pipeline is dropped outside the timing. With `iter_batched` it was
+            // dropped inside, and dropping the production-size reference data cost `full`
+            // more than its 20,000 records' enrichment (benches/OPTIMISATIONS.md, ninth round).
+            b.iter_batched_ref(
                 || pipeline_with(enrich, exact),
-                |mut p| {
+                |p| {
                     let mut out = Vec::with_capacity(4);
                     let mut bundles = 0;
                     for r in &records {

@@ -9,6 +9,15 @@
 //! maximum for a fixed time; latency is each bundle's produce timestamp minus its raw
 //! message's timestamp (the provenance `reference_time`), reported as p50/p99.
 //!
+//! **Kafka floor** (`--floor`): what the Kafka side of the worker costs with no core at all.
+//! The bundles and dead letters the pipeline makes of the records are computed first (of the
+//! first 50,000 records, reused in turn beyond), then, timed, this process consumes the raw
+//! topic with the worker's consumer settings and produces each record's outputs with the
+//! worker's producer settings (lz4, idempotence, the same headers), committing every second:
+//! its CPU per record is the part of the worker's that no change to the core can remove.
+//! The smoke pass runs it too, untimed. `--floor-consume-only` leaves out producing, which
+//! splits the floor into its consuming and producing parts.
+//!
 //! Run: `scripts/bench-e2e` (starts the broker as `scripts/test` does), or with a broker
 //! already listening: `cargo bench --bench e2e -- --records 200000 --latency-secs 20`.
 //! With `--bench` absent (`cargo test` runs every target) it makes a small pass with the
@@ -17,13 +26,23 @@
 #[path = "common/refdata.rs"]
 mod refdata;
 
+/// The worker's allocator (src/main.rs), so that the Kafka floor allocates as the worker does.
+#[global_allocator]
+static ALLOC: alertctx::alloc::MiMalloc = alertctx::alloc::MiMalloc;
+
+use alertctx::pipeline::Outcome;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 4;
@@ -44,6 +63,10 @@ struct Opts {
     /// benchmark; `scripts/bench-e2e --pgo` passes the profile-guided one, and
     /// `scripts/build-pgo` an instrumented one to take the worker's profile.
     worker_bin: PathBuf,
+    /// Also measure the Kafka floor, from --floor.
+    floor: bool,
+    /// The floor without producing (consuming and committing only), from --floor-consume-only.
+    floor_consume_only: bool,
 }
 
 fn opts() -> Opts {
@@ -69,6 +92,8 @@ fn opts() -> Opts {
         worker_bin: arg("--worker")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_alertctx"))),
+        floor: args.iter().any(|a| a.starts_with("--floor")),
+        floor_consume_only: args.iter().any(|a| a == "--floor-consume-only"),
     }
 }
 
@@ -141,6 +166,26 @@ fn corpus(n: usize, o: &Opts) -> Vec<Vec<u8>> {
     lines.iter().cycle().take(n).map(|l| l.to_vec()).collect()
 }
 
+/// The worker's configuration: the production-size reference data, a window of a million
+/// keys, the topics, a fresh group, and `--worker-toml` appended.
+fn worker_toml(
+    o: &Opts,
+    raw: &str,
+    out: &str,
+    dlq: &str,
+    enrichers: &std::path::Path,
+    metrics: &str,
+) -> String {
+    format!(
+        "[pipeline]\nenrichers = {:?}\n[dedup]\ncapacity = 1000000\n[metrics]\nlisten = {metrics:?}\n\
+         [kafka]\nbrokers = {:?}\ngroup_id = {:?}\ntopics = [{raw:?}]\noutput_topic = {out:?}\ndlq_topic = {dlq:?}\n{}",
+        enrichers.to_str().unwrap(),
+        o.brokers,
+        unique("group"),
+        o.worker_extra
+    )
+}
+
 struct Worker {
     child: Child,
     metrics: String,
@@ -155,18 +200,7 @@ impl Worker {
             l.local_addr().unwrap().to_string()
         };
         let cfg = dir.path().join("worker.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[pipeline]\nenrichers = {:?}\n[dedup]\ncapacity = 1000000\n[metrics]\nlisten = {metrics:?}\n\
-                 [kafka]\nbrokers = {:?}\ngroup_id = {:?}\ntopics = [{raw:?}]\noutput_topic = {out:?}\ndlq_topic = {dlq:?}\n{}",
-                enrichers.to_str().unwrap(),
-                o.brokers,
-                unique("group"),
-                o.worker_extra
-            ),
-        )
-        .unwrap();
+        std::fs::write(&cfg, worker_toml(o, raw, out, dlq, enrichers, &metrics)).unwrap();
         let child = Command::new(&o.worker_bin)
             .args(["run", "--config"])
             .arg(&cfg)
@@ -196,16 +230,6 @@ impl Worker {
     /// (user + system CPU seconds, peak RSS in bytes) of the worker process so far.
     fn cpu_and_peak_rss(&self) -> (f64, u64) {
         let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        // Fields after the command name (which may hold spaces) start at ") ".
-        let rest: Vec<&str> = stat
-            .rsplit_once(") ")
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = rest[11].parse::<f64>().unwrap() + rest[12].parse::<f64>().unwrap();
-        let hz = clock_ticks();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let hwm_kb: u64 = status
             .lines()
@@ -213,7 +237,7 @@ impl Worker {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        (ticks / hz, hwm_kb * 1024)
+        (cpu_secs(&pid.to_string()), hwm_kb * 1024)
     }
 
     fn stop(mut self) {
@@ -222,6 +246,26 @@ impl Worker {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// (user, system) CPU seconds of process `pid` (a number, or `self`) so far, all its threads.
+fn user_sys_secs(pid: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest: Vec<&str> = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let secs = |i: usize| rest[i].parse::<f64>().unwrap() / clock_ticks();
+    (secs(11), secs(12))
+}
+
+/// User + system CPU seconds of process `pid` so far.
+fn cpu_secs(pid: &str) -> f64 {
+    let (user, sys) = user_sys_secs(pid);
+    user + sys
 }
 
 /// Clock ticks per second for /proc times: `getconf CLK_TCK` (100 on Linux everywhere
@@ -297,16 +341,15 @@ struct Pass {
     exact: f64,
 }
 
-/// Phase 1: everything on the topic first, then the worker, timed from first consume to
-/// last acknowledgement.
-fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
-    let (raw, out, dlq) = (unique("raw"), unique("out"), unique("dlq"));
-    create_topics(&o.brokers, &[&raw, &out, &dlq]);
+/// The three topics made, and the corpus (`--records` of it) on `raw`, record *i* on
+/// partition *i* mod 4: (the records, their bytes).
+fn fill(o: &Opts, raw: &str, out: &str, dlq: &str) -> (Vec<Vec<u8>>, u64) {
+    create_topics(&o.brokers, &[raw, out, dlq]);
     let records = corpus(o.records, o);
     let bytes_in: u64 = records.iter().map(|r| r.len() as u64).sum();
     let p = producer(&o.brokers);
     for (i, r) in records.iter().enumerate() {
-        send(&p, &raw, i, r);
+        send(&p, raw, i, r);
     }
     p.flush(Duration::from_secs(300)).unwrap();
     eprintln!(
@@ -314,7 +357,14 @@ fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
         records.len(),
         bytes_in as f64 / 1e6
     );
+    (records, bytes_in)
+}
 
+/// Phase 1: everything on the topic first, then the worker, timed from first consume to
+/// last acknowledgement.
+fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
+    let (raw, out, dlq) = (unique("raw"), unique("out"), unique("dlq"));
+    let (records, bytes_in) = fill(o, &raw, &out, &dlq);
     let w = Worker::start(o, &raw, &out, &dlq, enrichers);
     let mut t0 = None;
     let mut cpu0 = 0.0;
@@ -362,6 +412,195 @@ fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
         dead: metric(&text, "alertctx_dead_letters_total", ""),
         dedup_keys: metric(&text, "alertctx_dedup_keys", ""),
         exact: metric(&text, "alertctx_exact_repeats_folded_total", ""),
+    }
+}
+
+/// One output of a record, as the worker would produce it.
+struct Output {
+    dlq: bool,
+    key: String,
+    payload: Vec<u8>,
+    headers: [String; 3],
+}
+
+/// Counts the producer's acknowledgements.
+#[derive(Default)]
+struct Acks {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        let n = if r.is_ok() { &self.ok } else { &self.failed };
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Records whose outputs are computed (and then reused in turn).
+const FLOOR_SAMPLE: usize = 50_000;
+
+/// What the floor measured.
+struct Floor {
+    user_secs: f64,
+    sys_secs: f64,
+    secs: f64,
+    records: usize,
+    outputs: u64,
+}
+
+/// Phase 3 (`--floor`): the Kafka side of the worker alone, on this process.
+fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
+    let (raw, out, dlq) = (unique("fraw"), unique("fout"), unique("fdlq"));
+    let (records, _) = fill(o, &raw, &out, &dlq);
+    // The worker's configuration (`--worker-toml` included: a producer setting given there
+    // applies here too), and the outputs its pipeline makes of the records.
+    let text = worker_toml(o, &raw, &out, &dlq, enrichers, "127.0.0.1:0");
+    let cfg = alertctx::config::Config::parse(&text, std::iter::empty()).unwrap();
+    let mut pipeline = alertctx::pipeline::Pipeline::from_config(&cfg).unwrap();
+    let mut outcomes = Vec::new();
+    let outputs: Vec<Vec<Output>> = records
+        .iter()
+        .take(FLOOR_SAMPLE)
+        .enumerate()
+        .map(|(i, r)| {
+            let origin = alertctx::record::Origin::Kafka {
+                topic: raw.as_str().into(),
+                partition: i as i32 % PARTITIONS,
+                offset: (i / PARTITIONS as usize) as i64,
+            };
+            let rec = alertctx::decode::framing::frame_message(r, origin);
+            pipeline.process(&rec, Default::default(), &mut outcomes);
+            outcomes
+                .drain(..)
+                .filter_map(|oc| match oc {
+                    Outcome::Bundle { json, key, report } => Some(Output {
+                        dlq: false,
+                        key,
+                        payload: json.into_bytes(),
+                        headers: [
+                            report.source,
+                            report.class_uid.to_string(),
+                            report.score.to_string(),
+                        ],
+                    }),
+                    Outcome::DeadLetter(d) => Some(Output {
+                        dlq: true,
+                        key: String::new(),
+                        payload: serde_json::to_vec(&d).unwrap(),
+                        headers: [d.reason.to_string(), String::new(), String::new()],
+                    }),
+                    Outcome::Duplicate { .. } => None,
+                })
+                .collect()
+        })
+        .collect();
+    drop(pipeline);
+
+    let kafka = cfg.kafka.as_ref().unwrap();
+    let consumer: BaseConsumer = alertctx::worker::consumer_config(kafka).create().unwrap();
+    consumer.subscribe(&[&raw]).unwrap();
+    let producer: ThreadedProducer<Acks> = alertctx::worker::producer_config(kafka)
+        .create_with_context(Acks::default())
+        .unwrap();
+    let (mut consumed, mut produced) = (0usize, 0u64);
+    let mut next = [0i64; PARTITIONS as usize];
+    let (mut t0, mut cpu0) = (None, (0.0, 0.0));
+    let mut last_commit = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while consumed < records.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the floor did not finish in 30 minutes"
+        );
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        if t0.is_none() {
+            t0 = Some(Instant::now());
+            cpu0 = user_sys_secs("self");
+        }
+        let (p, offset) = (m.partition(), m.offset());
+        let i = offset as usize * PARTITIONS as usize + p as usize;
+        let outs = if o.floor_consume_only {
+            &[][..]
+        } else {
+            &outputs[i % outputs.len()][..]
+        };
+        for out_rec in outs {
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "alertctx.source",
+                    value: Some(&out_rec.headers[0]),
+                })
+                .insert(Header {
+                    key: "alertctx.class_uid",
+                    value: Some(&out_rec.headers[1]),
+                })
+                .insert(Header {
+                    key: "alertctx.score",
+                    value: Some(&out_rec.headers[2]),
+                });
+            let topic = if out_rec.dlq { &dlq } else { &out };
+            let mut rec = BaseRecord::<str, [u8]>::to(topic)
+                .payload(&out_rec.payload)
+                .headers(headers);
+            if !out_rec.key.is_empty() {
+                rec = rec.key(out_rec.key.as_str());
+            }
+            loop {
+                match producer.send(rec) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        rec = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+            produced += 1;
+        }
+        consumed += 1;
+        next[p as usize] = offset + 1;
+        if last_commit.elapsed() >= Duration::from_secs(1) {
+            commit(&consumer, &raw, &next);
+            last_commit = Instant::now();
+        }
+    }
+    producer.flush(Duration::from_secs(300)).unwrap();
+    let acks = producer.context();
+    assert_eq!(acks.failed.load(Ordering::Relaxed), 0, "outputs failed");
+    assert_eq!(
+        acks.ok.load(Ordering::Relaxed),
+        produced,
+        "outputs unacknowledged"
+    );
+    commit(&consumer, &raw, &next);
+    let secs = t0.unwrap().elapsed().as_secs_f64();
+    let (user, sys) = user_sys_secs("self");
+    Floor {
+        user_secs: user - cpu0.0,
+        sys_secs: sys - cpu0.1,
+        secs,
+        records: consumed,
+        outputs: produced,
+    }
+}
+
+/// Commit the next offsets of `raw`'s partitions, as the worker does on its interval.
+fn commit(c: &BaseConsumer, raw: &str, next: &[i64]) {
+    let mut tpl = TopicPartitionList::new();
+    for (p, &n) in next.iter().enumerate() {
+        if n > 0 {
+            tpl.add_partition_offset(raw, p as i32, Offset::Offset(n))
+                .unwrap();
+        }
+    }
+    if tpl.count() > 0 {
+        c.commit(&tpl, CommitMode::Async).unwrap();
     }
 }
 
@@ -453,6 +692,22 @@ fn main() {
         m.duplicates,
         m.exact
     );
+    // The smoke pass (`cargo test`) runs the floor too, so that it keeps working.
+    if o.floor || !o.bench {
+        let f = kafka_floor(&o, &enrichers);
+        let per = |s: f64| s / f.records as f64 * 1e6;
+        println!(
+            "e2e Kafka floor (no core): {} events, {} outputs in {:.2} s = {:.0} events/s; CPU {:.1} µs/event (user {:.1}, system {:.1}); the worker's {:.1} µs less this is its core's",
+            f.records,
+            f.outputs,
+            f.secs,
+            f.records as f64 / f.secs,
+            per(f.user_secs + f.sys_secs),
+            per(f.user_secs),
+            per(f.sys_secs),
+            m.cpu_secs / m.events as f64 * 1e6,
+        );
+    }
     if o.bench {
         let (p50, p99, n) = latency(&o, &enrichers, rate / 2.0, o.latency_secs);
         println!(
