@@ -31,11 +31,11 @@ mod refdata;
 static ALLOC: alertctx::alloc::MiMalloc = alertctx::alloc::MiMalloc;
 
 use alertctx::pipeline::Outcome;
+use alertctx::worker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
 };
@@ -415,12 +415,16 @@ fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
     }
 }
 
-/// One output of a record, as the worker would produce it.
-struct Output {
-    dlq: bool,
-    key: String,
-    payload: Vec<u8>,
-    headers: [String; 3],
+/// One output of a record, produced as the worker produces it (its headers and keys).
+enum Output {
+    Bundle {
+        key: String,
+        json: String,
+        source: String,
+        class_uid: u32,
+        score: u8,
+    },
+    Dead(alertctx::pipeline::DeadLetter),
 }
 
 /// Counts the producer's acknowledgements.
@@ -477,22 +481,14 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
             outcomes
                 .drain(..)
                 .filter_map(|oc| match oc {
-                    Outcome::Bundle { json, key, report } => Some(Output {
-                        dlq: false,
+                    Outcome::Bundle { json, key, report } => Some(Output::Bundle {
                         key,
-                        payload: json.into_bytes(),
-                        headers: [
-                            report.source,
-                            report.class_uid.to_string(),
-                            report.score.to_string(),
-                        ],
+                        json,
+                        source: report.source,
+                        class_uid: report.class_uid,
+                        score: report.score,
                     }),
-                    Outcome::DeadLetter(d) => Some(Output {
-                        dlq: true,
-                        key: String::new(),
-                        payload: serde_json::to_vec(&d).unwrap(),
-                        headers: [d.reason.to_string(), String::new(), String::new()],
-                    }),
+                    Outcome::DeadLetter(d) => Some(Output::Dead(d)),
                     Outcome::Duplicate { .. } => None,
                 })
                 .collect()
@@ -501,9 +497,9 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
     drop(pipeline);
 
     let kafka = cfg.kafka.as_ref().unwrap();
-    let consumer: BaseConsumer = alertctx::worker::consumer_config(kafka).create().unwrap();
+    let consumer: BaseConsumer = worker::consumer_config(kafka).create().unwrap();
     consumer.subscribe(&[&raw]).unwrap();
-    let producer: ThreadedProducer<Acks> = alertctx::worker::producer_config(kafka)
+    let producer: ThreadedProducer<Acks> = worker::producer_config(kafka)
         .create_with_context(Acks::default())
         .unwrap();
     let (mut consumed, mut produced) = (0usize, 0u64);
@@ -532,26 +528,28 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
             &outputs[i % outputs.len()][..]
         };
         for out_rec in outs {
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "alertctx.source",
-                    value: Some(&out_rec.headers[0]),
-                })
-                .insert(Header {
-                    key: "alertctx.class_uid",
-                    value: Some(&out_rec.headers[1]),
-                })
-                .insert(Header {
-                    key: "alertctx.score",
-                    value: Some(&out_rec.headers[2]),
-                });
-            let topic = if out_rec.dlq { &dlq } else { &out };
-            let mut rec = BaseRecord::<str, [u8]>::to(topic)
-                .payload(&out_rec.payload)
-                .headers(headers);
-            if !out_rec.key.is_empty() {
-                rec = rec.key(out_rec.key.as_str());
-            }
+            let mut rec = match out_rec {
+                Output::Bundle {
+                    key,
+                    json,
+                    source,
+                    class_uid,
+                    score,
+                } => {
+                    let rec = BaseRecord::<[u8], [u8]>::to(&out)
+                        .payload(json.as_bytes())
+                        .headers(worker::bundle_headers(source, *class_uid, *score));
+                    if key.is_empty() {
+                        rec
+                    } else {
+                        rec.key(key.as_bytes())
+                    }
+                }
+                Output::Dead(d) => BaseRecord::to(&dlq)
+                    .key(worker::dead_letter_key(d))
+                    .payload(d.bytes.as_slice())
+                    .headers(worker::dead_letter_headers(d)),
+            };
             loop {
                 match producer.send(rec) {
                     Ok(()) => break,
@@ -679,6 +677,7 @@ fn main() {
     );
     assert!(m.duplicates > 0.0 && m.bundles > 0.0);
     let rate = m.events as f64 / m.secs;
+    let worker_us = m.cpu_secs / m.events as f64 * 1e6;
     println!(
         "e2e max rate: {} events in {:.2} s = {:.0} events/s; in {:.1} MB/s, out {:.1} MB/s; worker CPU {:.1} µs/event; peak RSS {:.0} MiB ({} dedup keys); {} duplicates, {} of them exact repeats folded by their bytes",
         m.events,
@@ -686,7 +685,7 @@ fn main() {
         rate,
         m.bytes_in as f64 / 1e6 / m.secs,
         m.bytes_out as f64 / 1e6 / m.secs,
-        m.cpu_secs / m.events as f64 * 1e6,
+        worker_us,
         m.peak_rss as f64 / (1 << 20) as f64,
         m.dedup_keys,
         m.duplicates,
@@ -705,7 +704,7 @@ fn main() {
             per(f.user_secs + f.sys_secs),
             per(f.user_secs),
             per(f.sys_secs),
-            m.cpu_secs / m.events as f64 * 1e6,
+            worker_us,
         );
     }
     if o.bench {

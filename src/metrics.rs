@@ -102,9 +102,7 @@ fn histogram(
     labels: &[&str],
     buckets: Vec<f64>,
 ) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help)
-        .namespace("alertctx")
-        .buckets(buckets);
+    let opts = HistogramOpts::from(opts(name, help)).buckets(buckets);
     registered(r, HistogramVec::new(opts, labels))
 }
 

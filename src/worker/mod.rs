@@ -316,10 +316,7 @@ pub async fn run_with(
                         match o {
                             Outcome::Bundle { json, key, report } => {
                                 stats.bundles += 1;
-                                let headers = OwnedHeaders::new()
-                                    .insert(Header { key: "alertctx.source", value: Some(report.source.as_str()) })
-                                    .insert(Header { key: "alertctx.class_uid", value: Some(&report.class_uid.to_string()) })
-                                    .insert(Header { key: "alertctx.score", value: Some(&report.score.to_string()) });
+                                let headers = bundle_headers(&report.source, report.class_uid, report.score);
                                 let mut rec = BaseRecord::with_opaque_to(&out_topic, pending()).payload(json.as_str()).headers(headers);
                                 // No entity to key by: no key, so the partitioner spreads these.
                                 if !key.is_empty() {
@@ -422,12 +419,47 @@ async fn leave_group(
     }
 }
 
+/// The headers of a bundle's message: its source, class and quality score, for consumers that
+/// route on them without parsing the bundle.
+pub fn bundle_headers(source: &str, class_uid: u32, score: u8) -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "alertctx.source",
+            value: Some(source),
+        })
+        .insert(Header {
+            key: "alertctx.class_uid",
+            value: Some(&class_uid.to_string()),
+        })
+        .insert(Header {
+            key: "alertctx.score",
+            value: Some(&score.to_string()),
+        })
+}
+
 /// The dead-letter message: original bytes as the value, the rest in headers.
 fn dead_letter_record<'a>(
     topic: &'a str,
     d: &'a DeadLetter,
     p: Box<Pending>,
 ) -> BaseRecord<'a, [u8], [u8], Box<Pending>> {
+    BaseRecord::with_opaque_to(topic, p)
+        .key(dead_letter_key(d))
+        .payload(d.bytes.as_slice())
+        .headers(dead_letter_headers(d))
+}
+
+/// A dead letter's message key: the input it came from (topic or file), so that one input's
+/// dead letters go to one partition.
+pub fn dead_letter_key(d: &DeadLetter) -> &[u8] {
+    match &d.origin {
+        Origin::Kafka { topic, .. } => topic.as_bytes(),
+        Origin::File { input, .. } => input.as_bytes(),
+    }
+}
+
+/// A dead letter's headers: the reason and message, and where a Kafka record came from.
+pub fn dead_letter_headers(d: &DeadLetter) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new()
         .insert(Header {
             key: "alertctx.reason",
@@ -457,14 +489,7 @@ fn dead_letter_record<'a>(
                 value: Some(&offset.to_string()),
             });
     }
-    let key: &[u8] = match &d.origin {
-        Origin::Kafka { topic, .. } => topic.as_bytes(),
-        Origin::File { input, .. } => input.as_bytes(),
-    };
-    BaseRecord::with_opaque_to(topic, p)
-        .key(key)
-        .payload(d.bytes.as_slice())
-        .headers(headers)
+    headers
 }
 
 /// Hand one record to the producer, waiting while its queue is full. `Err` is a permanent
@@ -571,6 +596,59 @@ mod tests {
     use super::*;
     use rdkafka::consumer::BaseConsumer;
     use rdkafka::mocking::MockCluster;
+
+    /// (key, value) of every header, in order.
+    fn pairs(h: &OwnedHeaders) -> Vec<(String, String)> {
+        use rdkafka::message::Headers;
+        h.iter()
+            .map(|x| {
+                let v = String::from_utf8_lossy(x.value.unwrap_or_default());
+                (x.key.to_string(), v.into_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bundle_and_dead_letter_messages_carry_their_headers_and_keys() {
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            pairs(&bundle_headers("zeek", 4001, 87)),
+            [
+                s("alertctx.source", "zeek"),
+                s("alertctx.class_uid", "4001"),
+                s("alertctx.score", "87"),
+            ]
+        );
+        let dead = |origin| DeadLetter {
+            reason: "too_deep",
+            message: "nested deeper than 64".into(),
+            origin,
+            index: None,
+            bytes: b"[[[".to_vec(),
+        };
+        let from_kafka = dead(Origin::Kafka {
+            topic: "raw.edr".into(),
+            partition: 3,
+            offset: 41,
+        });
+        assert_eq!(dead_letter_key(&from_kafka), b"raw.edr");
+        assert_eq!(
+            pairs(&dead_letter_headers(&from_kafka)),
+            [
+                s("alertctx.reason", "too_deep"),
+                s("alertctx.message", "nested deeper than 64"),
+                s("alertctx.source.topic", "raw.edr"),
+                s("alertctx.source.partition", "3"),
+                s("alertctx.source.offset", "41"),
+            ]
+        );
+        let from_file = dead(Origin::File {
+            input: "edr.ndjson".into(),
+            line: 9,
+        });
+        assert_eq!(dead_letter_key(&from_file), b"edr.ndjson");
+        assert_eq!(pairs(&dead_letter_headers(&from_file)).len(), 2);
+    }
 
     fn group_consumer(brokers: &str) -> BaseConsumer {
         ClientConfig::new()
