@@ -16,7 +16,10 @@
 //! worker's producer settings (lz4, idempotence, the same headers), committing every second:
 //! its CPU per record is the part of the worker's that no change to the core can remove.
 //! The smoke pass runs it too, untimed. `--floor-consume-only` leaves out producing, which
-//! splits the floor into its consuming and producing parts.
+//! splits the floor into its consuming and producing parts. The floor also reports how far
+//! from the order they were written in the records were read (record *i* is offset *i*/4 of
+//! partition *i* mod 4), which decides how many repeats the worker's exact-repeat memo
+//! catches (README, Performance: read order and the fetch size).
 //!
 //! Run: `scripts/bench-e2e` (starts the broker as `scripts/test` does), or with a broker
 //! already listening: `cargo bench --bench e2e -- --records 200000 --latency-secs 20`.
@@ -454,6 +457,11 @@ struct Floor {
     secs: f64,
     records: usize,
     outputs: u64,
+    /// How far each record was read from its place in the topic's production order (record
+    /// *i* went to partition *i* mod 4): the median, the 99th percentile and the largest, in
+    /// records. The worker's exact-repeat memo remembers the last 65,536 records read, so a
+    /// repeat read further than that from its original is decoded again.
+    displacement: [usize; 3],
 }
 
 /// Phase 3 (`--floor`): the Kafka side of the worker alone, on this process.
@@ -506,6 +514,7 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
     let mut next = [0i64; PARTITIONS as usize];
     let (mut t0, mut cpu0) = (None, (0.0, 0.0));
     let mut last_commit = Instant::now();
+    let mut order: Vec<u32> = Vec::with_capacity(records.len());
     let deadline = Instant::now() + Duration::from_secs(1800);
     while consumed < records.len() {
         assert!(
@@ -522,6 +531,7 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
         }
         let (p, offset) = (m.partition(), m.offset());
         let i = offset as usize * PARTITIONS as usize + p as usize;
+        order.push(i as u32);
         let outs = if o.floor_consume_only {
             &[][..]
         } else {
@@ -579,7 +589,15 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
     commit(&consumer, &raw, &next);
     let secs = t0.unwrap().elapsed().as_secs_f64();
     let (user, sys) = user_sys_secs("self");
+    let mut shift: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .map(|(read, &i)| read.abs_diff(i as usize))
+        .collect();
+    shift.sort_unstable();
+    let q = |f: f64| shift[((shift.len() - 1) as f64 * f).round() as usize];
     Floor {
+        displacement: [q(0.5), q(0.99), q(1.0)],
         user_secs: user - cpu0.0,
         sys_secs: sys - cpu0.1,
         secs,
@@ -696,7 +714,7 @@ fn main() {
         let f = kafka_floor(&o, &enrichers);
         let per = |s: f64| s / f.records as f64 * 1e6;
         println!(
-            "e2e Kafka floor (no core): {} events, {} outputs in {:.2} s = {:.0} events/s; CPU {:.1} µs/event (user {:.1}, system {:.1}); the worker's {:.1} µs less this is its core's",
+            "e2e Kafka floor (no core): {} events, {} outputs in {:.2} s = {:.0} events/s; CPU {:.1} µs/event (user {:.1}, system {:.1}); the worker's {:.1} µs less this is its core's; records read out of production order by p50 {}, p99 {}, max {}",
             f.records,
             f.outputs,
             f.secs,
@@ -705,6 +723,9 @@ fn main() {
             per(f.user_secs),
             per(f.sys_secs),
             worker_us,
+            f.displacement[0],
+            f.displacement[1],
+            f.displacement[2],
         );
     }
     if o.bench {
