@@ -595,7 +595,7 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
         .map(|(read, &i)| read.abs_diff(i as usize))
         .collect();
     shift.sort_unstable();
-    let q = |f: f64| shift[((shift.len() - 1) as f64 * f).round() as usize];
+    let q = |f: f64| quantile(&shift, f).expect("records were read");
     Floor {
         displacement: [q(0.5), q(0.99), q(1.0)],
         user_secs: user - cpu0.0,
@@ -667,12 +667,14 @@ fn latency(o: &Opts, enrichers: &std::path::Path, rate: f64, secs: u64) -> (i64,
         })
         .collect();
     lat.sort_unstable();
-    let q = |f: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * f).round() as usize)
-            .copied()
-            .unwrap_or(-1)
-    };
+    let q = |f: f64| quantile(&lat, f).unwrap_or(-1);
     (q(0.50), q(0.99), lat.len())
+}
+
+/// The value at fraction `f` (0 to 1) of `sorted`, nearest rank; `None` when it is empty.
+fn quantile<T: Copy>(sorted: &[T], f: f64) -> Option<T> {
+    let at = (sorted.len().saturating_sub(1) as f64 * f).round() as usize;
+    sorted.get(at).copied()
 }
 
 fn main() {

@@ -428,19 +428,17 @@ async fn leave_group(
 /// The headers of a bundle's message: its source, class and quality score, for consumers that
 /// route on them without parsing the bundle.
 pub fn bundle_headers(source: &str, class_uid: u32, score: u8) -> OwnedHeaders {
-    OwnedHeaders::new()
-        .insert(Header {
-            key: "alertctx.source",
-            value: Some(source),
-        })
-        .insert(Header {
-            key: "alertctx.class_uid",
-            value: Some(&class_uid.to_string()),
-        })
-        .insert(Header {
-            key: "alertctx.score",
-            value: Some(&score.to_string()),
-        })
+    let h = with_header(OwnedHeaders::new(), "alertctx.source", source);
+    let h = with_header(h, "alertctx.class_uid", &class_uid.to_string());
+    with_header(h, "alertctx.score", &score.to_string())
+}
+
+/// `headers` with one more, a text value.
+fn with_header(headers: OwnedHeaders, key: &str, value: &str) -> OwnedHeaders {
+    headers.insert(Header {
+        key,
+        value: Some(value),
+    })
 }
 
 /// The dead-letter message: original bytes as the value, the rest in headers.
@@ -466,36 +464,19 @@ pub fn dead_letter_key(d: &DeadLetter) -> &[u8] {
 
 /// A dead letter's headers: the reason and message, and where a Kafka record came from.
 pub fn dead_letter_headers(d: &DeadLetter) -> OwnedHeaders {
-    let mut headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "alertctx.reason",
-            value: Some(d.reason),
-        })
-        .insert(Header {
-            key: "alertctx.message",
-            value: Some(d.message.as_str()),
-        });
-    if let Origin::Kafka {
+    let h = with_header(OwnedHeaders::new(), "alertctx.reason", d.reason);
+    let h = with_header(h, "alertctx.message", &d.message);
+    let Origin::Kafka {
         topic,
         partition,
         offset,
     } = &d.origin
-    {
-        headers = headers
-            .insert(Header {
-                key: "alertctx.source.topic",
-                value: Some(topic.as_ref()),
-            })
-            .insert(Header {
-                key: "alertctx.source.partition",
-                value: Some(&partition.to_string()),
-            })
-            .insert(Header {
-                key: "alertctx.source.offset",
-                value: Some(&offset.to_string()),
-            });
-    }
-    headers
+    else {
+        return h;
+    };
+    let h = with_header(h, "alertctx.source.topic", topic);
+    let h = with_header(h, "alertctx.source.partition", &partition.to_string());
+    with_header(h, "alertctx.source.offset", &offset.to_string())
 }
 
 /// Hand one record to the producer, waiting while its queue is full. `Err` is a permanent
