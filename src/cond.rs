@@ -168,6 +168,15 @@ impl Cond {
         }
     }
 
+    /// Every compiled path the condition reads, in order.
+    pub fn for_each_path<'c>(&'c self, f: &mut dyn FnMut(&'c CPath)) {
+        match self {
+            Cond::All(cs) | Cond::Any(cs) => cs.iter().for_each(|c| c.for_each_path(f)),
+            Cond::Not(c) => c.for_each_path(f),
+            Cond::Has(p) | Cond::Test(p, _, _) => f(p),
+        }
+    }
+
     pub fn eval(&self, doc: &dyn Doc) -> bool {
         match self {
             Cond::All(cs) => cs.iter().all(|c| c.eval(doc)),

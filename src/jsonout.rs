@@ -246,6 +246,27 @@ impl<'o> ObjectWriter<'o> {
         self
     }
 
+    /// A member whose value is JSON text already, in this writer's form (compact, keys
+    /// sorted: what `serde_json` writes for a `Value`), copied as it is.
+    pub fn raw(&mut self, key: &str, json: &str) -> &mut Self {
+        let out = self.key(key);
+        out.extend_from_slice(json.as_bytes());
+        self
+    }
+
+    /// Members written already (`"a":1,"b":2`, no braces), as the next members of this object.
+    pub fn members(&mut self, json: &str) -> &mut Self {
+        if json.is_empty() {
+            return self;
+        }
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(json.as_bytes());
+        self
+    }
+
     /// A member whose value the closure writes.
     pub fn with(&mut self, key: &str, f: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
         let out = self.key(key);

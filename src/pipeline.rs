@@ -122,6 +122,8 @@ pub struct Pipeline {
     limits: Limits,
     info: PipelineInfo,
     reference: Vec<RefData>,
+    /// `info` and `reference` as every bundle's provenance writes them.
+    build_json: String,
     buf: Vec<u8>,
     /// Warnings from loading (optional reference data that was not there).
     pub warnings: Vec<String>,
@@ -169,7 +171,7 @@ impl Pipeline {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let reference = enrichers
+        let reference: Vec<RefData> = enrichers
             .iter()
             .map(|e| RefData {
                 name: e.name().to_string(),
@@ -177,6 +179,7 @@ impl Pipeline {
                 version: e.data_version().to_string(),
             })
             .collect();
+        let info = PipelineInfo::new(format!("sha256:{}", hex::encode(hasher.finalize())));
         Ok(Pipeline {
             normalizer,
             sanitizer: Sanitizer::new(&cfg.safety)?,
@@ -188,7 +191,8 @@ impl Pipeline {
             exact_folded: 0,
             scorer: Scorer::new(&cfg.quality)?,
             limits: cfg.limits(),
-            info: PipelineInfo::new(format!("sha256:{}", hex::encode(hasher.finalize()))),
+            build_json: bundle::build_members(&info, &reference),
+            info,
             reference,
             buf: Vec::new(),
             warnings,
@@ -533,6 +537,7 @@ impl Pipeline {
                 reference_time,
                 pipeline: &self.info,
                 reference_data: &self.reference,
+                build_json: Some(&self.build_json),
             },
         };
         let json = b.to_json();

@@ -14,6 +14,7 @@
 use crate::cond::{Cond, CondDef, Doc};
 use crate::enrich::{EnrichOutput, Entity};
 use crate::path::{CPath, TemplatePart as Part};
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::borrow::Cow;
@@ -100,6 +101,16 @@ pub struct Tagger {
     /// Every path the rules read, each once: the alert's values there are looked up at most
     /// once a record ([`Reads`]).
     paths: Vec<String>,
+    /// The rules' compiled paths, by [`path_identity`], to their index in `paths`: a rule
+    /// finds its value's slot with one probe instead of comparing its path with every other.
+    slots: FxHashMap<usize, usize>,
+}
+
+/// Which compiled path this is: the address of its text, which stays where it is for as long
+/// as the path lives (the rules own theirs, so no other path can be at that address while
+/// the [`Tagger`] exists). A path built elsewhere is not in the map and is looked up by name.
+fn path_identity(p: &CPath) -> usize {
+    p.raw().as_ptr() as usize
 }
 
 /// Tags of one event and the rules that produced them.
@@ -165,7 +176,32 @@ impl Tagger {
         }
         let mut seen = BTreeSet::new();
         paths.retain(|p| seen.insert(p.clone()));
-        Ok(Tagger { rules, paths })
+        // Each compiled path the rules hold, by identity, to its slot in `paths`.
+        let mut slots = FxHashMap::default();
+        let mut add = |p: &CPath| {
+            if let Some(i) = paths.iter().position(|q| q == p.raw()) {
+                slots.insert(path_identity(p), i);
+            }
+        };
+        for rule in &rules {
+            if let Some(when) = &rule.when {
+                when.for_each_path(&mut add);
+            }
+            for t in &rule.tags {
+                if let Template::Parts(parts) = t {
+                    for part in parts {
+                        if let Part::Field(p) = part {
+                            add(p);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Tagger {
+            rules,
+            paths,
+            slots,
+        })
     }
 
     pub fn embedded() -> anyhow::Result<Tagger> {
@@ -185,6 +221,7 @@ impl Tagger {
         let reads = Reads {
             alert,
             paths: &self.paths,
+            slots: &self.slots,
             values: vec![Cell::new(None); self.paths.len()],
         };
         let mut out = Tagged::default();
@@ -255,6 +292,8 @@ struct Reads<'a> {
     alert: &'a Json,
     /// [`Tagger::paths`].
     paths: &'a [String],
+    /// [`Tagger::slots`].
+    slots: &'a FxHashMap<usize, usize>,
     /// By index in `paths`: `None` until looked up, then what the lookup found.
     values: Vec<Cell<Option<Option<&'a Json>>>>,
 }
@@ -263,7 +302,12 @@ impl<'a> Reads<'a> {
     /// The alert's value at `path`, as [`crate::path::get_cpath`] finds it.
     fn get(&self, path: &CPath) -> Option<&'a Json> {
         let raw = path.raw();
-        let Some(i) = self.paths.iter().position(|p| p == raw) else {
+        let slot = match self.slots.get(&path_identity(path)) {
+            // The identity is checked against the name, which costs one comparison.
+            Some(&i) if self.paths[i] == raw => Some(i),
+            _ => self.paths.iter().position(|p| p == raw),
+        };
+        let Some(i) = slot else {
             return crate::path::get_cpath(self.alert, path);
         };
         if let Some(found) = self.values[i].get() {
@@ -313,7 +357,7 @@ impl Doc for View<'_> {
         match self.source(path) {
             Source::Derived(t) => t.map(Cow::Borrowed),
             Source::Entity(e, "attribute") => Some(Cow::Borrowed(e.attribute.as_str())),
-            Source::Entity(e, rest) => match crate::path::get(&e.context, rest)? {
+            Source::Entity(e, rest) => match crate::path::get(e.context.value(), rest)? {
                 // Lists (asset tags, user groups) read as their items joined by commas.
                 Json::Array(items) => Some(Cow::Owned(
                     items
@@ -322,10 +366,7 @@ impl Doc for View<'_> {
                         .collect::<Vec<_>>()
                         .join(","),
                 )),
-                _ => e
-                    .context
-                    .text(&CPath::new(rest))
-                    .map(|c| Cow::Owned(c.into_owned())),
+                found => crate::cond::json_text(found),
             },
             Source::Alert => crate::cond::json_text(self.reads.get(path)?),
         }
@@ -374,8 +415,38 @@ when = { all = [{ field = "class_uid", eq = 3002 }, { any = [{ field = "event.ho
             value: "10.30.5.10".into(),
             matched_by: "ip",
             enricher: "cmdb".into(),
-            context: json!({"criticality": crit, "business_unit": "payments"}),
+            context: crate::enrich::Context::new(
+                json!({"criticality": crit, "business_unit": "payments"}),
+            ),
         }
+    }
+
+    #[test]
+    fn every_path_a_rule_reads_has_its_slot() {
+        let t = Tagger::embedded().unwrap();
+        let mut read = 0;
+        for rule in &t.rules {
+            if let Some(when) = &rule.when {
+                when.for_each_path(&mut |p| {
+                    read += 1;
+                    let i = t.slots[&path_identity(p)];
+                    assert_eq!(t.paths[i], p.raw());
+                });
+            }
+        }
+        assert!(read > 20, "the embedded rules read {read} paths");
+        // A path compiled elsewhere, with a name the rules use, finds the same slot by name.
+        let alert = json!({"class_uid": 3002, "metadata": {"event_code": "4672"}});
+        let reads = Reads {
+            alert: &alert,
+            paths: &t.paths,
+            slots: &t.slots,
+            values: vec![Cell::new(None); t.paths.len()],
+        };
+        let elsewhere = CPath::new("metadata.event_code");
+        assert!(!t.slots.contains_key(&path_identity(&elsewhere)));
+        assert_eq!(reads.get(&elsewhere), Some(&json!("4672")));
+        assert_eq!(reads.get(&CPath::new("not.read.by.rules")), None);
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct AssetEnricher {
     by_fqdn_label: KeyIndex,
     /// Domains (FQDN minus first label) the inventory uses.
     domains: BTreeSet<String>,
+    /// The records matched most recently, parsed.
+    recent: super::ContextCache,
 }
 
 struct Asset {
@@ -87,6 +89,7 @@ impl AssetEnricher {
             by_fqdn: KeyIndex::default(),
             by_fqdn_label: KeyIndex::default(),
             domains: BTreeSet::new(),
+            recent: super::ContextCache::new(),
         };
         let mut claims = Claims::new("asset");
         e.version = for_each_row(&path, def.format, &["asset_id"], |row| {
@@ -342,7 +345,7 @@ impl Enricher for AssetEnricher {
                     value: p.value.into_owned(),
                     matched_by: m.matched_by,
                     enricher: self.name.clone(),
-                    context: self.assets[m.index].context.value(),
+                    context: self.recent.get(m.index, &self.assets[m.index].context),
                 }),
                 None if self.should_know(&p.key) => out.misses.push(Miss {
                     attribute: p.attribute.to_string(),
@@ -484,7 +487,7 @@ A-10,,mail.dmz.example.com,192.0.2.25,,it,it,high,prod,,
         assert_eq!(out.entities[0].kind, "asset");
         assert_eq!(out.entities[0].enricher, "cmdb");
         assert_eq!(
-            out.entities[0].context,
+            *out.entities[0].context,
             json!({"id": "A-5", "owner": "payments-ops", "business_unit": "payments", "criticality": "crown_jewel",
                    "environment": "prod", "tags": ["hsm"]})
         );

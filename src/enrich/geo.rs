@@ -28,7 +28,8 @@
 
 use super::definition::GeoDefinition;
 use super::{
-    attribute_paths, ipclass, parse_ip, present, EnrichOutput, Enricher, Enrichment, Miss,
+    attribute_paths, ipclass, parse_ip, present, CompactContext, EnrichOutput, Enricher,
+    Enrichment, Miss,
 };
 use crate::path::JPath;
 use anyhow::Context;
@@ -56,7 +57,9 @@ pub struct GeoEnricher {
     /// Records as compact JSON text: a cached `serde_json::Value` costs about ten times the
     /// memory (a full cache of 100k addresses: ~20 MiB instead of ~200), and parsing the text
     /// back costs about what decoding the MMDB record again would.
-    cache: Option<LruCache<IpAddr, Option<super::CompactContext>>>,
+    cache: Option<LruCache<IpAddr, Option<CompactContext>>>,
+    /// The data given to reserved addresses, by range label, made once each.
+    reserved: Vec<(&'static str, super::Context)>,
     hits: u64,
     misses: u64,
     errors: u64,
@@ -68,7 +71,7 @@ pub enum GeoLookup {
     /// A non-global address, with its range label; not looked up.
     Reserved(&'static str),
     /// The combined record (see the module docs for its shape).
-    Found(Value),
+    Found(super::Context),
     /// A public address no database has a record for.
     NotFound,
 }
@@ -106,6 +109,7 @@ impl GeoEnricher {
             asn,
             anonymous,
             cache: NonZeroUsize::new(def.cache_size).map(LruCache::new),
+            reserved: Vec::new(),
             hits: 0,
             misses: 0,
             errors: 0,
@@ -128,16 +132,27 @@ impl GeoEnricher {
         self.errors
     }
 
+    /// The data of a reserved address in the range `label`.
+    fn reserved_data(&mut self, label: &'static str) -> super::Context {
+        if let Some((_, c)) = self.reserved.iter().find(|(l, _)| *l == label) {
+            return c.clone();
+        }
+        let c = super::Context::new(json!({"internal": true, "range": label}));
+        self.reserved.push((label, c.clone()));
+        c
+    }
+
     /// Look up one IP (IPv4-mapped IPv6 addresses as their IPv4).
     pub fn lookup(&mut self, ip: IpAddr) -> GeoLookup {
         let ip = ip.to_canonical();
         if let Some(label) = ipclass::classify(ip) {
             return GeoLookup::Reserved(label);
         }
-        let cached = self.cache.as_mut().and_then(|c| {
-            c.get(&ip)
-                .map(|r| r.as_ref().map(super::CompactContext::value))
-        });
+        // A hit copies the record's text, which is what the bundle holds: it is not parsed.
+        let cached = self
+            .cache
+            .as_mut()
+            .and_then(|c| c.get(&ip).map(|r| r.as_ref().map(CompactContext::context)));
         let record = match cached {
             Some(record) => {
                 self.hits += 1;
@@ -145,9 +160,9 @@ impl GeoEnricher {
             }
             None => {
                 self.misses += 1;
-                let record = self.query(ip);
+                let record = self.query(ip).map(super::Context::new);
                 if let Some(c) = self.cache.as_mut() {
-                    c.put(ip, record.as_ref().map(super::CompactContext::new));
+                    c.put(ip, record.as_ref().map(CompactContext::of));
                 }
                 record
             }
@@ -303,10 +318,9 @@ impl Enricher for GeoEnricher {
         let values = present(alert, &attributes, |_, value| parse_ip(value));
         for p in values {
             let (source, data) = match self.lookup(p.key) {
-                GeoLookup::Reserved(label) => (
-                    RESERVED_SOURCE.to_string(),
-                    json!({"internal": true, "range": label}),
-                ),
+                GeoLookup::Reserved(label) => {
+                    (RESERVED_SOURCE.to_string(), self.reserved_data(label))
+                }
                 GeoLookup::Found(data) => (self.source.clone(), data),
                 GeoLookup::NotFound => {
                     out.misses.push(Miss {
@@ -349,7 +363,7 @@ mod tests {
 
     fn found(e: &mut GeoEnricher, ip: &str) -> Value {
         match e.lookup(ip.parse().unwrap()) {
-            GeoLookup::Found(v) => v,
+            GeoLookup::Found(v) => v.value().clone(),
             other => panic!("{ip}: {other:?}"),
         }
     }
@@ -452,12 +466,24 @@ mod tests {
         assert_eq!(out.enrichment.len(), 2);
         assert_eq!(out.enrichment[0].source, RESERVED_SOURCE);
         assert_eq!(
-            out.enrichment[0].data,
+            *out.enrichment[0].data,
             json!({"internal": true, "range": "private"})
         );
         assert_eq!(out.enrichment[1].attribute, "dst_endpoint.ip");
         assert_eq!(out.enrichment[1].value, "::ffff:10.0.0.1");
         assert!(out.misses.is_empty());
+        // The data of a range is made once and shared; each range has its own.
+        assert!(std::ptr::eq(
+            out.enrichment[0].data.value(),
+            out.enrichment[1].data.value()
+        ));
+        let mut out = EnrichOutput::default();
+        e.enrich(&json!({"src_endpoint": {"ip": "127.0.0.1"}}), &mut out);
+        assert_eq!(
+            *out.enrichment[0].data,
+            json!({"internal": true, "range": "loopback"})
+        );
+        assert_eq!(e.reserved.len(), 2);
     }
 
     #[test]
@@ -465,11 +491,18 @@ mod tests {
         let (dir, def) = fixture("cache_size = 2");
         let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        e.lookup(ip("81.2.69.142"));
-        e.lookup(ip("81.2.69.142"));
+        let first = e.lookup(ip("81.2.69.142"));
+        let again = e.lookup(ip("81.2.69.142"));
         e.lookup(ip("8.8.8.8"));
         e.lookup(ip("8.8.8.8"));
         assert_eq!(e.cache_stats(), (2, 2));
+        // A hit carries the text the miss wrote, which parses to the same record.
+        let (GeoLookup::Found(first), GeoLookup::Found(again)) = (first, again) else {
+            panic!("81.2.69.142 is in the City test database");
+        };
+        assert_eq!(again.text(), first.text());
+        assert_eq!(*again, *first);
+        assert!(first["location"]["lat"].is_f64());
         // Capacity 2: a third address evicts the least recently used (81.2.69.142).
         e.lookup(ip("89.160.20.112"));
         e.lookup(ip("81.2.69.142"));

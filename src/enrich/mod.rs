@@ -21,10 +21,11 @@ pub mod table;
 mod testutil;
 pub mod user;
 
-use anyhow::{bail, Context};
+use anyhow::{bail, Context as _};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use crate::path::JPath;
 
@@ -55,7 +56,7 @@ pub struct Entity {
     /// The record, keys sorted. Asset: `id, owner, business_unit, criticality, environment,
     /// os, tags`; user: `id, display_name, department, title, manager, privileged, status,
     /// groups`. Empty cells are left out.
-    pub context: serde_json::Value,
+    pub context: Context,
 }
 
 /// A lookup result attached to one attribute (geo/ASN and future lookups).
@@ -66,7 +67,7 @@ pub struct Enrichment {
     pub enricher: String,
     /// Where the answer came from, e.g. `GeoLite2-City@1700000000`.
     pub source: String,
-    pub data: serde_json::Value,
+    pub data: Context,
 }
 
 /// An attribute an enricher was asked about and had no answer for. `code` is a gap code.
@@ -93,6 +94,120 @@ impl CompactContext {
 
     pub fn value(&self) -> serde_json::Value {
         serde_json::from_str(&self.0).expect("written by CompactContext::new")
+    }
+
+    /// The record as a bundle carries it: its text copied, parsed when something reads it.
+    pub fn context(&self) -> Context {
+        Context::from_text(&self.0)
+    }
+
+    /// A bundle's context kept as text (the same text: no writing again).
+    pub fn of(c: &Context) -> CompactContext {
+        CompactContext(c.text().into())
+    }
+}
+
+/// Reference data as a bundle carries it (an entity's `context`, an enrichment's `data`): the
+/// compact JSON text `serde_json` writes for the value (keys sorted), which the bundle writer
+/// copies as it is, and the value itself, parsed from the text the first time something reads
+/// it (tag rules read an entity's). Clones share both.
+///
+/// Parsing a record back into a `serde_json::Value` for every match, and writing the value
+/// out again, was about a fifth of what enrichment cost a bundle (benches/OPTIMISATIONS.md,
+/// eleventh round); geo data is now never parsed on the way to a bundle, and an inventory or
+/// directory record is parsed once while it stays in its enricher's [`ContextCache`].
+#[derive(Clone)]
+pub struct Context(Arc<ContextInner>);
+
+struct ContextInner {
+    text: Box<str>,
+    value: OnceLock<serde_json::Value>,
+}
+
+impl Context {
+    /// The context of a value (its text written now).
+    pub fn new(value: serde_json::Value) -> Context {
+        Context(Arc::new(ContextInner {
+            text: value.to_string().into_boxed_str(),
+            value: OnceLock::from(value),
+        }))
+    }
+
+    /// The context whose compact JSON text is `text`, as [`Context::new`] writes it.
+    pub fn from_text(text: &str) -> Context {
+        Context(Arc::new(ContextInner {
+            text: text.into(),
+            value: OnceLock::new(),
+        }))
+    }
+
+    /// The compact JSON text: what the bundle holds, byte for byte.
+    pub fn text(&self) -> &str {
+        &self.0.text
+    }
+
+    /// The value, parsed on first use.
+    pub fn value(&self) -> &serde_json::Value {
+        self.0.value.get_or_init(|| {
+            serde_json::from_str(&self.0.text).expect("context text is written by serde_json")
+        })
+    }
+}
+
+impl std::ops::Deref for Context {
+    type Target = serde_json::Value;
+    fn deref(&self) -> &serde_json::Value {
+        self.value()
+    }
+}
+
+impl PartialEq for Context {
+    /// The text is canonical (keys sorted, compact), so equal texts are equal values.
+    fn eq(&self, other: &Context) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Context").field(&self.text()).finish()
+    }
+}
+
+impl Serialize for Context {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+/// The contexts of the records an enricher matched most recently, parsed, keyed by row: an
+/// alert stream names the same servers and accounts again and again, and a hit costs two
+/// reference counts instead of a parse. 1,024 records of about 2.5 KB parsed: under 3 MiB.
+pub(crate) struct ContextCache {
+    lru: lru::LruCache<u32, Context>,
+}
+
+impl ContextCache {
+    const CAPACITY: usize = 1024;
+
+    pub(crate) fn new() -> ContextCache {
+        ContextCache {
+            lru: lru::LruCache::new(
+                std::num::NonZeroUsize::new(Self::CAPACITY).expect("a positive capacity"),
+            ),
+        }
+    }
+
+    /// The parsed context of row `index`, whose stored text is `row`.
+    pub(crate) fn get(&mut self, index: usize, row: &CompactContext) -> Context {
+        let key = index as u32;
+        if let Some(c) = self.lru.get(&key) {
+            return c.clone();
+        }
+        let c = row.context();
+        c.value();
+        self.lru.put(key, c.clone());
+        c
     }
 }
 
@@ -261,6 +376,45 @@ mod tests {
             let v = json!({"location": {"lat": lat, "lon": lon, "radius_km": 20}, "asn": {"org": "Ex"}});
             assert_eq!(CompactContext::new(&v).value(), v, "{lat} {lon}");
         }
+    }
+
+    #[test]
+    fn a_context_is_its_text_and_the_value_the_text_parses_to() {
+        let v = json!({"b": [1, 2.5, "x\u{7}"], "a": {"ok": true, "n": null}});
+        let made = Context::new(v.clone());
+        assert_eq!(made.text(), serde_json::to_string(&v).unwrap());
+        let read = Context::from_text(made.text());
+        assert_eq!(*read, v);
+        assert_eq!(read, made);
+        assert_eq!(serde_json::to_value(&read).unwrap(), v);
+        assert_ne!(Context::new(json!({"a": 1})), Context::new(json!({"a": 2})));
+        // Clones share the parsed value.
+        let c = read.clone();
+        assert!(std::ptr::eq(c.value(), read.value()));
+    }
+
+    #[test]
+    fn the_context_cache_gives_what_parsing_the_row_gives() {
+        let rows: Vec<CompactContext> = (0..3 * ContextCache::CAPACITY)
+            .map(|i| CompactContext::new(&json!({"id": format!("A{i}"), "n": i})))
+            .collect();
+        let mut cache = ContextCache::new();
+        // Every row twice over, the second pass after the first has pushed the early rows
+        // out; a few hot rows in between stay.
+        for pass in 0..2 {
+            for (i, row) in rows.iter().enumerate() {
+                let got = cache.get(i, row);
+                assert_eq!(*got, row.value(), "row {i}, pass {pass}");
+                assert_eq!(got.text(), &*row.0);
+                let hot = cache.get(7, &rows[7]);
+                assert_eq!(hot["id"], "A7");
+            }
+        }
+        // A hit is the cached context itself, not a new parse.
+        let a = cache.get(7, &rows[7]);
+        let b = cache.get(7, &rows[7]);
+        assert!(std::ptr::eq(a.value(), b.value()));
+        assert!(cache.lru.len() <= ContextCache::CAPACITY);
     }
 
     #[test]

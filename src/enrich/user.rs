@@ -57,6 +57,8 @@ pub struct UserEnricher {
     domains: BTreeSet<String>,
     /// Domain SIDs (`s-1-5-21-a-b-c`, lowercased) of the directory's accounts.
     sid_domains: BTreeSet<String>,
+    /// The records matched most recently, parsed.
+    recent: super::ContextCache,
 }
 
 /// A successful lookup: which directory record, and how.
@@ -163,6 +165,7 @@ impl UserEnricher {
             by_sam: KeyIndex::default(),
             domains: BTreeSet::new(),
             sid_domains: BTreeSet::new(),
+            recent: super::ContextCache::new(),
         };
         let mut claims = Claims::new("user");
         e.version = for_each_row(&path, def.format, &["user_id"], |row| {
@@ -421,7 +424,7 @@ impl Enricher for UserEnricher {
                     value: p.value.to_string(),
                     matched_by: m.matched_by,
                     enricher: self.name.clone(),
-                    context: self.contexts[m.index].value(),
+                    context: self.recent.get(m.index, &self.contexts[m.index]),
                 }),
                 Lookup::Unknown => out.misses.push(Miss {
                     attribute: p.attribute.to_string(),
