@@ -161,11 +161,7 @@ impl Cond {
 
     /// Every path the condition reads.
     pub fn paths(&self, out: &mut Vec<String>) {
-        match self {
-            Cond::All(cs) | Cond::Any(cs) => cs.iter().for_each(|c| c.paths(out)),
-            Cond::Not(c) => c.paths(out),
-            Cond::Has(p) | Cond::Test(p, _, _) => out.push(p.raw().to_string()),
-        }
+        self.for_each_path(&mut |p| out.push(p.raw().to_string()));
     }
 
     /// Every compiled path the condition reads, in order.

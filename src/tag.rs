@@ -159,43 +159,22 @@ impl Tagger {
                 when,
             });
         }
-        let mut paths = Vec::new();
+        // Every path the rules read, each once, and each compiled path, by identity, to its
+        // slot among them.
+        let mut paths: Vec<String> = Vec::new();
         for rule in &rules {
-            if let Some(when) = &rule.when {
-                when.paths(&mut paths);
-            }
-            for t in &rule.tags {
-                if let Template::Parts(parts) = t {
-                    for part in parts {
-                        if let Part::Field(p) = part {
-                            paths.push(p.raw().to_string());
-                        }
-                    }
+            rule.for_each_path(&mut |p| {
+                if !paths.iter().any(|q| q == p.raw()) {
+                    paths.push(p.raw().to_string());
                 }
-            }
+            });
         }
-        let mut seen = BTreeSet::new();
-        paths.retain(|p| seen.insert(p.clone()));
-        // Each compiled path the rules hold, by identity, to its slot in `paths`.
         let mut slots = FxHashMap::default();
-        let mut add = |p: &CPath| {
-            if let Some(i) = paths.iter().position(|q| q == p.raw()) {
-                slots.insert(path_identity(p), i);
-            }
-        };
         for rule in &rules {
-            if let Some(when) = &rule.when {
-                when.for_each_path(&mut add);
-            }
-            for t in &rule.tags {
-                if let Template::Parts(parts) = t {
-                    for part in parts {
-                        if let Part::Field(p) = part {
-                            add(p);
-                        }
-                    }
-                }
-            }
+            rule.for_each_path(&mut |p| {
+                let i = paths.iter().position(|q| q == p.raw());
+                slots.insert(path_identity(p), i.expect("listed above"));
+            });
         }
         Ok(Tagger {
             rules,
@@ -245,6 +224,22 @@ impl Tagger {
 }
 
 impl Rule {
+    /// Every compiled path the rule reads: its condition's, then its tags' placeholders.
+    fn for_each_path<'r>(&'r self, f: &mut dyn FnMut(&'r CPath)) {
+        if let Some(when) = &self.when {
+            when.for_each_path(f);
+        }
+        for t in &self.tags {
+            if let Template::Parts(parts) = t {
+                for part in parts {
+                    if let Part::Field(p) = part {
+                        f(p);
+                    }
+                }
+            }
+        }
+    }
+
     /// Attach the rule's tags when it holds for `view`.
     fn apply(&self, view: &View, out: &mut Tagged) {
         if self.when.as_ref().is_none_or(|w| w.eval(view)) {
