@@ -162,18 +162,14 @@ impl Tagger {
         // Every path the rules read, each once, and each compiled path, by identity, to its
         // slot among them.
         let mut paths: Vec<String> = Vec::new();
-        for rule in &rules {
-            rule.for_each_path(&mut |p| {
-                if !paths.iter().any(|q| q == p.raw()) {
-                    paths.push(p.raw().to_string());
-                }
-            });
-        }
         let mut slots = FxHashMap::default();
         for rule in &rules {
             rule.for_each_path(&mut |p| {
-                let i = paths.iter().position(|q| q == p.raw());
-                slots.insert(path_identity(p), i.expect("listed above"));
+                let i = paths.iter().position(|q| q == p.raw()).unwrap_or_else(|| {
+                    paths.push(p.raw().to_string());
+                    paths.len() - 1
+                });
+                slots.insert(path_identity(p), i);
             });
         }
         Ok(Tagger {
@@ -421,13 +417,11 @@ when = { all = [{ field = "class_uid", eq = 3002 }, { any = [{ field = "event.ho
         let t = Tagger::embedded().unwrap();
         let mut read = 0;
         for rule in &t.rules {
-            if let Some(when) = &rule.when {
-                when.for_each_path(&mut |p| {
-                    read += 1;
-                    let i = t.slots[&path_identity(p)];
-                    assert_eq!(t.paths[i], p.raw());
-                });
-            }
+            rule.for_each_path(&mut |p| {
+                read += 1;
+                let i = t.slots[&path_identity(p)];
+                assert_eq!(t.paths[i], p.raw());
+            });
         }
         assert!(read > 20, "the embedded rules read {read} paths");
         // A path compiled elsewhere, with a name the rules use, finds the same slot by name.
