@@ -18,7 +18,7 @@ use alertctx::decode::{decode_record, Limits};
 use alertctx::enrich::EnrichOutput;
 use alertctx::generate::Generator;
 use alertctx::normalize::Normalizer;
-use alertctx::pipeline::{Outcome, Pipeline, RecordContext};
+use alertctx::pipeline::{Outcome, Pipeline, RecordContext, GROUP_RUN};
 use alertctx::record::{RawRecord, RecordKind};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
@@ -301,6 +301,40 @@ fn bench_stages(c: &mut Criterion) {
                             .filter(|o| matches!(o, Outcome::Bundle { .. }))
                             .count();
                         out.clear();
+                    }
+                    black_box(bundles)
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    // As the worker and `process` run it: in runs of `GROUP_RUN` records, source by source
+    // (`Pipeline::process_grouped`), the same outcomes.
+    for (name, enrich) in [("no_enrichment_grouped", false), ("full_grouped", true)] {
+        g.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || {
+                    let runs: Vec<Vec<(Framed, RecordContext)>> = records
+                        .chunks(GROUP_RUN)
+                        .map(|run| {
+                            run.iter()
+                                .map(|r| (Framed::Record(r.clone()), RecordContext::default()))
+                                .collect()
+                        })
+                        .collect();
+                    (pipeline_with(enrich, true), runs)
+                },
+                |(p, runs)| {
+                    let (mut out, mut ends) = (Vec::new(), Vec::new());
+                    let mut bundles = 0;
+                    for run in std::mem::take(runs) {
+                        p.process_grouped(run, &mut out, &mut ends);
+                        bundles += out
+                            .iter()
+                            .filter(|o| matches!(o, Outcome::Bundle { .. }))
+                            .count();
+                        out.clear();
+                        ends.clear();
                     }
                     black_box(bundles)
                 },

@@ -377,6 +377,11 @@ impl<V> FingerprintLru<V> {
         self.head = i;
     }
 
+    /// Whether `key` is remembered, without marking it used.
+    pub fn contains(&self, key: &[u8; 16]) -> bool {
+        self.find(key).is_some()
+    }
+
     /// The entry for `key`, marked most recently used, to read or replace in place.
     pub fn get_mut(&mut self, key: &[u8; 16]) -> Option<&mut V> {
         let i = self.find(key)?;

@@ -102,6 +102,11 @@ impl ExactRepeats {
         })
     }
 
+    /// Whether a record is remembered under `key`, without marking it seen.
+    pub fn contains(&self, key: &[u8; 16]) -> bool {
+        self.seen.contains(key)
+    }
+
     /// Remember what the record under `key` gave.
     pub fn remember(&mut self, key: [u8; 16], dedup: DedupKey, class_uid: u32, source: &str) {
         let source = match self.sources.iter().position(|s| &**s == source) {

@@ -21,9 +21,9 @@ pub mod offsets;
 pub mod repeats;
 
 use crate::config::{Config, KafkaConfig};
-use crate::decode::framing::frame_message;
+use crate::decode::framing::{frame_message, Framed};
 use crate::metrics::Metrics;
-use crate::pipeline::{DeadLetter, Outcome, Pipeline, RecordContext};
+use crate::pipeline::{DeadLetter, Outcome, Pipeline, RecordContext, GROUP_RUN};
 use crate::record::Origin;
 use anyhow::Context as _;
 use context::{ConsumeCtx, Pending, ProduceCtx};
@@ -200,6 +200,18 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
     passthrough(c, &k.producer)
 }
 
+/// A message of the batch being processed, and where its outcomes come from.
+struct Taken {
+    /// Its position among the messages received.
+    msg: usize,
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    broker_ms: Option<i64>,
+    /// Whether it went to the pipeline (its value is not empty).
+    in_batch: bool,
+}
+
 /// Run the worker until `shutdown` resolves or an output fails for good.
 pub async fn run(
     cfg: &Config,
@@ -280,9 +292,29 @@ pub async fn run_with(
             biased;
             _ = &mut shutdown => break Ok(()),
             _ = ticker.tick() => commit(&consumer, &shared, drain),
-            msg = consumer.recv() => match msg {
-                Err(e) => shared.client_error("poll", &e, ""),
-                Ok(m) => {
+            msg = consumer.recv() => {
+                // This message and those already waiting behind it, as many as the pipeline
+                // takes source by source (`Pipeline::process_grouped`) and the in-flight limit
+                // leaves room for. Nothing waits for more to arrive.
+                let room = k.max_in_flight.saturating_sub(in_flight).clamp(1, GROUP_RUN);
+                let mut msgs = Vec::new();
+                match msg {
+                    Err(e) => shared.client_error("poll", &e, ""),
+                    Ok(m) => msgs.push(m),
+                }
+                while !msgs.is_empty() && msgs.len() < room {
+                    match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                        Ok(Ok(m)) => msgs.push(m),
+                        Ok(Err(e)) => {
+                            shared.client_error("poll", &e, "");
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let mut taken = Vec::with_capacity(msgs.len());
+                let mut batch = Vec::with_capacity(msgs.len());
+                for (i, m) in msgs.iter().enumerate() {
                     let topic: Arc<str> = Arc::from(m.topic());
                     let (partition, offset) = (m.partition(), m.offset());
                     if !shared.offsets.lock().expect("offsets lock").owns(&topic, partition) {
@@ -294,28 +326,49 @@ pub async fn run_with(
                     metrics.input_messages.with_label_values(&[m.topic()]).inc();
                     stats.messages += 1;
                     let origin = Origin::Kafka { topic: topic.clone(), partition, offset };
-                    match m.payload() {
+                    let in_batch = match m.payload() {
                         Some(bytes) if !bytes.is_empty() => {
-                            let record = frame_message(bytes, origin);
-                            pipeline.process(&record, RecordContext { broker_ms }, &mut outcomes);
+                            batch.push((Framed::Record(frame_message(bytes, origin)), RecordContext { broker_ms }));
+                            true
                         }
-                        _ => outcomes.push(Outcome::DeadLetter(DeadLetter {
+                        _ => false,
+                    };
+                    taken.push(Taken { msg: i, topic, partition, offset, broker_ms, in_batch });
+                }
+                let mut ends = Vec::with_capacity(batch.len());
+                pipeline.process_grouped(batch, &mut outcomes, &mut ends);
+                let folded = pipeline.exact_repeats_folded();
+                if folded > exact_counted {
+                    metrics.exact_repeats.inc_by(folded - exact_counted);
+                    exact_counted = folded;
+                }
+                let mut all = std::mem::take(&mut outcomes).into_iter();
+                let (mut ends, mut at) = (ends.into_iter(), 0);
+                let mut mine = Vec::new();
+                for t in &taken {
+                    if shared.fatal().is_some() {
+                        // An output failed for good: the loop stops at its top, and the rest
+                        // of the batch, never begun, is reprocessed after the restart.
+                        break;
+                    }
+                    let (topic, partition, offset, broker_ms) = (t.topic.clone(), t.partition, t.offset, t.broker_ms);
+                    if t.in_batch {
+                        let end = ends.next().expect("one end for each record of the batch");
+                        mine.extend(all.by_ref().take(end - at));
+                        at = end;
+                    } else {
+                        mine.push(Outcome::DeadLetter(DeadLetter {
                             reason: "empty_record",
                             message: "the message has no value".into(),
-                            origin,
+                            origin: Origin::Kafka { topic: topic.clone(), partition, offset },
                             index: None,
                             bytes: Vec::new(),
-                        })),
+                        }));
                     }
-                    let folded = pipeline.exact_repeats_folded();
-                    if folded > exact_counted {
-                        metrics.exact_repeats.inc_by(folded - exact_counted);
-                        exact_counted = folded;
-                    }
-                    let outputs = outcomes.iter().filter(|o| !matches!(o, Outcome::Duplicate { .. })).count() as u32;
+                    let outputs = mine.iter().filter(|o| !matches!(o, Outcome::Duplicate { .. })).count() as u32;
                     shared.offsets.lock().expect("offsets lock").get(&topic, partition).begin(offset, outputs);
                     let now_s = chrono::Utc::now().timestamp();
-                    for o in outcomes.drain(..) {
+                    for o in mine.drain(..) {
                         metrics.observe(&o, now_s);
                         on_outcome(&o);
                         let pending = || Box::new(Pending { topic: topic.clone(), partition, offset, broker_ms });
@@ -336,7 +389,7 @@ pub async fn run_with(
                                         message: reason,
                                         origin: Origin::Kafka { topic: topic.clone(), partition, offset },
                                         index: None,
-                                        bytes: m.payload().unwrap_or_default().to_vec(),
+                                        bytes: msgs[t.msg].payload().unwrap_or_default().to_vec(),
                                     };
                                     metrics.dead_letters.with_label_values(&[dl.reason, &topic]).inc();
                                     stats.dead_letters += 1;
