@@ -395,17 +395,12 @@ impl Pipeline {
             }
         }
         // Stage 1, by guessed source.
-        let mut order: Vec<(u64, usize)> = batch
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (f, _))| match f {
-                Framed::Record(r) if !skip[i] => Some((group_key(r), i)),
-                _ => None,
-            })
-            .collect();
-        order.sort_unstable();
+        let order = by_key(&batch, |i, (f, _)| match f {
+            Framed::Record(r) if !skip[i] => Some(group_key(r)),
+            _ => None,
+        });
         let mut keyed: Vec<Option<Vec<Result<Keyed, DeadLetter>>>> = (0..n).map(|_| None).collect();
-        for &(_, i) in &order {
+        for &i in &order {
             if let (Framed::Record(r), _) = &batch[i] {
                 keyed[i] = Some(self.prepare_keyed(r));
             }
@@ -443,7 +438,7 @@ impl Pipeline {
         // so that the alerts stage 1 left in the caches most recently come first; then the
         // few that stage 2 prepared.
         // (`as_slice`: simd-json's prelude gives `Vec` an `iter` of its own.)
-        for &(_, i) in order.as_slice().iter().rev() {
+        for &i in order.as_slice().iter().rev() {
             let (start, end) = spans[i];
             self.finish_items(&mut items[start..end]);
         }
@@ -498,19 +493,32 @@ impl Pipeline {
             return;
         }
         let this = &*self;
+        // Each thread takes its slice source by source too (see `process_grouped`), and gives
+        // its results back in input order.
         let prepared = par_map(batch, threads, |chunk| {
-            let (mut buf, mut v) = (Vec::new(), Vec::new());
-            for f in chunk {
-                match f {
-                    Framed::Record(r) => this.prepare(&r, &mut buf, &mut v),
-                    Framed::Error {
-                        origin,
-                        bytes,
-                        error,
-                    } => v.push(Err(DeadLetter::from_error(origin, None, bytes, &error))),
+            let mut buf = Vec::new();
+            let mut each: Vec<Vec<Result<Prepared, DeadLetter>>> =
+                (0..chunk.len()).map(|_| Vec::new()).collect();
+            let order = by_key(&chunk, |_, f| match f {
+                Framed::Record(r) => Some(group_key(r)),
+                Framed::Error { .. } => None,
+            });
+            for i in order {
+                if let Framed::Record(r) = &chunk[i] {
+                    this.prepare(r, &mut buf, &mut each[i]);
                 }
             }
-            v
+            for (f, v) in chunk.into_iter().zip(&mut each) {
+                if let Framed::Error {
+                    origin,
+                    bytes,
+                    error,
+                } = f
+                {
+                    v.push(Err(DeadLetter::from_error(origin, None, bytes, &error)));
+                }
+            }
+            each.into_iter().flatten().collect()
         });
         let folded: Vec<Folded> = prepared
             .into_iter()
@@ -521,11 +529,23 @@ impl Pipeline {
             .collect();
         let this = &*self;
         out.extend(par_map(folded, threads, |chunk| {
-            chunk
+            let order = by_key(&chunk, |_, f| match f {
+                Folded::Kept(k) => Some(source_key(&k.prepared)),
+                Folded::Duplicate(_) => None,
+            });
+            let mut slots: Vec<Option<Folded>> = chunk.into_iter().map(Some).collect();
+            let mut done: Vec<Option<Outcome>> = (0..slots.len()).map(|_| None).collect();
+            for i in order {
+                if let Some(Folded::Kept(k)) = slots[i].take() {
+                    done[i] = Some(this.finish(*k, ctx));
+                }
+            }
+            slots
                 .into_iter()
-                .map(|f| match f {
-                    Folded::Duplicate(o) => o,
-                    Folded::Kept(k) => this.finish(*k, ctx),
+                .zip(done)
+                .map(|(slot, done)| match (slot, done) {
+                    (_, Some(o)) | (Some(Folded::Duplicate(o)), None) => o,
+                    _ => unreachable!("every kept alert was finished above"),
                 })
                 .collect()
         }));
@@ -762,6 +782,22 @@ pub fn group_key(r: &RawRecord) -> u64 {
         RecordKind::ZeekBlock => 4,
     };
     rustc_hash::FxBuildHasher.hash_one((r.origin.input_name(), kind, head))
+}
+
+/// The positions of `items` that `key` gives a key, ordered by it (ties in input order).
+fn by_key<T>(items: &[T], key: impl Fn(usize, &T) -> Option<u64>) -> Vec<usize> {
+    let mut order: Vec<(u64, usize)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| Some((key(i, item)?, i)))
+        .collect();
+    order.sort_unstable();
+    order.into_iter().map(|(_, i)| i).collect()
+}
+
+/// The source and class an alert was mapped as, for stage 3 to take them together.
+fn source_key(p: &Prepared) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one((&p.source, p.mapped.class_uid))
 }
 
 /// The format name mappings select on (`json`, `winxml`, `zeek_tsv`, or the text decoder's
