@@ -362,12 +362,13 @@ impl Pipeline {
     /// that many collectors write), every record finds the previous record's source's
     /// descriptors in the caches and its own evicted. Taken source by source, the same
     /// instructions run in about two thirds of the time (benches/OPTIMISATIONS.md, twelfth
-    /// round). So stage 1 (decode, normalize, sanitise) runs over the batch in the order of
-    /// [`group_key`], a guess at each record's source from its first bytes; stage 2 (exact
-    /// repeats, the dedup window, enrichment) runs in input order, so every decision is the
-    /// one record-by-record processing takes; stage 3 (tag, score, write) runs source by
-    /// source, as normalize named them. The guess only decides the order of stage 1, which
-    /// has no shared state: a wrong guess costs time, never a different result.
+    /// round). So stage 1 (decode, normalize, sanitise, the dedup key) runs over the batch in
+    /// the order of [`group_key`], a guess at each record's source from its first bytes;
+    /// stage 2 (the exact-repeat memo and the dedup window's decisions, which read the keys
+    /// alone) runs in input order, so every decision is the one record-by-record processing
+    /// takes; stage 3 (enrich, tag, score, write) runs in stage 1's order backwards. The
+    /// guess only decides the order of stages 1 and 3, whose results do not depend on it: a
+    /// wrong guess costs time, never a different result.
     ///
     /// A record whose bytes repeat one remembered at the start of the batch, or one earlier in
     /// the batch, skips stage 1 as in [`process`](Pipeline::process), and runs it in stage 2
