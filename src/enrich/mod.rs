@@ -115,7 +115,8 @@ impl CompactContext {
 /// Parsing a record back into a `serde_json::Value` for every match, and writing the value
 /// out again, was about a fifth of what enrichment cost a bundle (benches/OPTIMISATIONS.md,
 /// eleventh round); geo data is now never parsed on the way to a bundle, and an inventory or
-/// directory record is parsed once while it stays in its enricher's cache of parsed records (`ContextCache`).
+/// directory record is parsed once while it stays in its enricher's cache of parsed records
+/// (`ContextCache`).
 #[derive(Clone)]
 pub struct Context(Arc<ContextInner>);
 
