@@ -276,12 +276,25 @@ impl<'k> Slot<'k> {
 }
 
 fn into_map(members: Members<'_>) -> Map<String, Value> {
-    // Keys are unique; `Map` (a BTreeMap) sorts them and builds its nodes in one pass.
+    // Keys are unique. A few are inserted one by one: most objects of an alert hold one to
+    // three members, and for them sorting a vector and building nodes from it costs more than
+    // the insertions' few comparisons. More are sorted, and `Map` (a BTreeMap) builds its
+    // nodes in one pass.
+    if members.len() <= FEW_MEMBERS {
+        let mut map = Map::new();
+        for (k, s) in members {
+            map.insert(k.into_owned(), s.into_value());
+        }
+        return map;
+    }
     members
         .into_iter()
         .map(|(k, s)| (k.into_owned(), s.into_value()))
         .collect()
 }
+
+/// Objects with at most this many members are built by insertion ([`into_map`]).
+const FEW_MEMBERS: usize = 4;
 
 /// The member `key` of an object, created by `make` when it is not there yet.
 #[inline]
