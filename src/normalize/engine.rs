@@ -405,12 +405,10 @@ impl Mapping {
         Some(value)
     }
 
-    /// The part of `v` no rule consumed, with the count of its leaves. `at` is the path of
-    /// `v`, one buffer for the whole walk (each key is pushed and popped, not allocated); it is
+    /// The part of `v` no rule consumed, with the count of its leaves (added to `leaves`).
+    /// `at` is `v`'s node in the tree of the paths the class reads ([`PathNode`]); it is
     /// `None` beneath a member that no read or transport path lies under, where there is
     /// nothing to look up and all but the null values is unmapped.
-    /// What of the object `v` no rule of `class` read: `at` is `v`'s node among the paths the
-    /// class reads (`None`: none lies beneath `v`, so all of it is unmapped).
     fn unmapped(&self, v: &Value<'_>, at: Option<&PathNode>, leaves: &mut usize) -> Option<Json> {
         let Value::Object(obj) = v else { return None };
         let mut out = Map::new();
