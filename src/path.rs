@@ -280,17 +280,19 @@ fn into_map(members: Members<'_>) -> Map<String, Value> {
     // three members, and for them sorting a vector and building nodes from it costs more than
     // the insertions' few comparisons. More are sorted, and `Map` (a BTreeMap) builds its
     // nodes in one pass.
-    if members.len() <= FEW_MEMBERS {
-        let mut map = Map::new();
-        for (k, s) in members {
-            map.insert(k.into_owned(), s.into_value());
-        }
-        return map;
-    }
-    members
+    let few = members.len() <= FEW_MEMBERS;
+    let entries = members
         .into_iter()
-        .map(|(k, s)| (k.into_owned(), s.into_value()))
-        .collect()
+        .map(|(k, s)| (k.into_owned(), s.into_value()));
+    if few {
+        let mut map = Map::new();
+        for (k, v) in entries {
+            map.insert(k, v);
+        }
+        map
+    } else {
+        entries.collect()
+    }
 }
 
 /// Objects with at most this many members are built by insertion ([`into_map`]).
