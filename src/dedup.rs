@@ -382,6 +382,11 @@ impl<V> FingerprintLru<V> {
         self.find(key).is_some()
     }
 
+    /// The entry for `key`, without marking it used.
+    pub fn peek(&self, key: &[u8; 16]) -> Option<&V> {
+        self.find(key).map(|i| &self.nodes[i as usize].entry)
+    }
+
     /// The entry for `key`, marked most recently used, to read or replace in place.
     pub fn get_mut(&mut self, key: &[u8; 16]) -> Option<&mut V> {
         let i = self.find(key)?;
@@ -518,7 +523,6 @@ impl Deduper {
     /// [`check`]: Deduper::check
     pub fn check_key(&mut self, key: DedupKey) -> Verdict {
         let fp = key.fingerprint;
-        let hex = hex::encode(fp);
         let t = match key.time {
             Some(t) => {
                 self.watermark = self.watermark.max(t);
@@ -527,42 +531,82 @@ impl Deduper {
             None => self.watermark,
         };
         if !self.enabled {
-            return Verdict::First(DedupInfo {
-                fingerprint: hex,
-                count: 1,
-                folded_since_previous: 0,
-                first_seen: t,
-                last_seen: t,
-                window_ms: 0,
-            });
+            return unfolded(fp, t);
         }
         // One lookup: the remembered entry is replaced in place, or a new one inserted.
         let slot = self.seen.get_mut(&fp);
-        let decision = decide(slot.as_deref().copied(), t, self.window_ms);
-        let stored = match decision {
-            Decision::Fold(e) => e,
-            Decision::Emit(e) => Entry { folded: 0, ..e },
-        };
+        let (verdict, stored) = verdict_of(fp, t, slot.as_deref().copied(), self.window_ms);
         match slot {
             Some(s) => *s = stored,
             None => self.seen.insert_new(fp, stored),
         }
-        match decision {
-            Decision::Fold(e) => Verdict::Repeat {
+        verdict
+    }
+
+    /// The decision [`check_key`](Deduper::check_key) would take for `key` if the alerts
+    /// whose decisions `pending` holds (fingerprint → the entry each left) were checked
+    /// first, without changing the window: `pending` takes this alert's entry instead.
+    /// `None` for an alert without a time of its own, whose decision reads the watermark,
+    /// which every earlier alert moves.
+    ///
+    /// The pipeline uses it to finish alerts before their turn in input order
+    /// ([`crate::pipeline::Pipeline::process_grouped`]) and confirms each guess with
+    /// `check_key` in input order. The guess is right when every earlier alert of the run
+    /// with the fingerprint was guessed before it, in input order, and the window forgets
+    /// none of their entries in between; a wrong guess costs the alert's work again, never a
+    /// different outcome.
+    pub fn speculate(&self, key: DedupKey, pending: &mut Pending) -> Option<Verdict> {
+        let t = key.time?;
+        let fp = key.fingerprint;
+        if !self.enabled {
+            return Some(unfolded(fp, t));
+        }
+        let prev = match pending.get(&fp) {
+            Some(e) => Some(*e),
+            None => self.seen.peek(&fp).copied(),
+        };
+        let (verdict, stored) = verdict_of(fp, t, prev, self.window_ms);
+        pending.insert(fp, stored);
+        Some(verdict)
+    }
+}
+
+/// Fingerprint → the entry its latest speculated decision left ([`Deduper::speculate`]).
+pub type Pending = rustc_hash::FxHashMap<[u8; 16], Entry>;
+
+/// What a window that is turned off says of an alert at `t`: a first, alone.
+fn unfolded(fp: [u8; 16], t: i64) -> Verdict {
+    Verdict::First(DedupInfo {
+        fingerprint: hex::encode(fp),
+        count: 1,
+        folded_since_previous: 0,
+        first_seen: t,
+        last_seen: t,
+        window_ms: 0,
+    })
+}
+
+/// [`decide`], as the verdict the pipeline acts on and the entry to remember.
+fn verdict_of(fp: [u8; 16], t: i64, prev: Option<Entry>, window_ms: i64) -> (Verdict, Entry) {
+    let hex = hex::encode(fp);
+    match decide(prev, t, window_ms) {
+        Decision::Fold(e) => (
+            Verdict::Repeat {
                 fingerprint: hex,
                 count: e.count.into(),
             },
-            Decision::Emit(e) => {
-                let folded = e.folded;
-                Verdict::First(DedupInfo {
-                    fingerprint: hex,
-                    count: e.count.into(),
-                    folded_since_previous: folded.into(),
-                    first_seen: e.first_seen,
-                    last_seen: e.last_seen,
-                    window_ms: self.window_ms,
-                })
-            }
+            e,
+        ),
+        Decision::Emit(e) => {
+            let verdict = Verdict::First(DedupInfo {
+                fingerprint: hex,
+                count: e.count.into(),
+                folded_since_previous: e.folded.into(),
+                first_seen: e.first_seen,
+                last_seen: e.last_seen,
+                window_ms,
+            });
+            (verdict, Entry { folded: 0, ..e })
         }
     }
 }
@@ -677,6 +721,63 @@ mod tests {
             .expect("refused");
             assert!(err.to_string().contains("dedup.capacity"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_guess_in_input_order_is_the_decision() {
+        // Keys of four fingerprints at times spread over three windows, in a fixed order.
+        let keys: Vec<DedupKey> = (0..400u32)
+            .map(|i| DedupKey {
+                fingerprint: key(i * 7 % 4),
+                time: Some(i64::from(i * 7919 % 400) * W / 100),
+            })
+            .collect();
+        let cfg = |capacity| DedupConfig {
+            capacity,
+            ..DedupConfig::default()
+        };
+        let mut real = Deduper::new(&cfg(100)).unwrap();
+        let guesser = Deduper::new(&cfg(100)).unwrap();
+        let mut pending = Pending::default();
+        let mut firsts = 0;
+        for (i, k) in keys.iter().enumerate() {
+            let guess = guesser.speculate(*k, &mut pending);
+            let decision = real.check_key(*k);
+            firsts += usize::from(matches!(decision, Verdict::First(_)));
+            assert_eq!(guess, Some(decision), "key {i}");
+        }
+        assert!(
+            (20..380).contains(&firsts),
+            "{firsts} firsts: both outcomes are tested"
+        );
+        assert_eq!(guesser.len(), 0, "guessing leaves the window as it was");
+        // Without a time of its own, an alert's decision reads the watermark: no guess.
+        let untimed = DedupKey {
+            fingerprint: key(1),
+            time: None,
+        };
+        assert_eq!(guesser.speculate(untimed, &mut pending), None);
+        // A window that forgets an entry between the guess and the decision: the guess was
+        // taken on what was remembered, the decision on nothing.
+        let mut small = Deduper::new(&cfg(1)).unwrap();
+        let at = |n, t| DedupKey {
+            fingerprint: key(n),
+            time: Some(t),
+        };
+        small.check_key(at(1, 0));
+        let guess = small.speculate(at(1, 5), &mut Pending::default());
+        assert!(matches!(guess, Some(Verdict::Repeat { count: 2, .. })));
+        small.check_key(at(2, 3));
+        assert!(matches!(small.check_key(at(1, 5)), Verdict::First(_)));
+        // Off: every alert is a first, guessed or not.
+        let mut off = Deduper::new(&DedupConfig {
+            enabled: false,
+            ..DedupConfig::default()
+        })
+        .unwrap();
+        let guess = off.speculate(at(1, 5), &mut Pending::default());
+        assert_eq!(guess, Some(off.check_key(at(1, 5))));
+        assert_eq!(guess, Some(off.check_key(at(1, 5))));
     }
 
     #[test]

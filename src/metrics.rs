@@ -35,6 +35,7 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub dedup_keys: IntGauge,
     pub exact_repeats: IntCounter,
+    pub dedup_guesses: IntCounterVec,
     pub ready: IntGauge,
     pub assigned_partitions: IntGauge,
     /// Handles of the per-outcome series, by source and class: see [`SourceSeries`].
@@ -136,6 +137,7 @@ impl Metrics {
             in_flight: gauge(&r, "in_flight_messages", "Consumed messages whose outputs are not all acknowledged yet."),
             dedup_keys: gauge(&r, "dedup_keys", "Fingerprints the deduplication window remembers."),
             exact_repeats: counter_one(&r, "exact_repeats_folded_total", "Duplicates recognised by their bytes (a repeat of a recent record from the same input) and folded without being decoded; they are counted in duplicates_folded_total too."),
+            dedup_guesses: counter(&r, "dedup_guesses_total", "Alerts finished before the dedup window's decision, on a guess of it, by result: right, or wrong (made again on the decision taken: the same outcome, the work done twice).", &["result"]),
             ready: gauge(&r, "ready", "1 when /readyz answers 200: partitions assigned, not draining, nothing failed."),
             assigned_partitions: gauge(&r, "assigned_partitions", "Partitions of the raw topics assigned to this member."),
             series: Mutex::default(),

@@ -132,6 +132,15 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
         "{exact} folded by their bytes of {} duplicates",
         stats.duplicates
     );
+    // Most alerts were finished on a guess of the window's decision; each is counted once,
+    // right or wrong, and there are no more of them than alerts.
+    let guessed = metric_sum(&text, "alertctx_dedup_guesses_total", &[]);
+    let right = metric_sum(&text, "alertctx_dedup_guesses_total", &["right"]);
+    assert!(
+        right > 0.0 && guessed <= (stats.bundles + stats.duplicates) as f64,
+        "{right} of {guessed} guesses right, {} alerts",
+        stats.bundles + stats.duplicates
+    );
     assert_eq!(
         metric_sum(&text, "alertctx_records_total", &[]),
         (stats.bundles + stats.duplicates) as f64

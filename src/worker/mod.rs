@@ -266,8 +266,11 @@ pub async fn run_with(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut outcomes = Vec::new();
-    // Exact repeats folded so far, as counted in the metric.
-    let mut exact_counted = 0;
+    // The core's counts since start (exact repeats folded; guesses right and wrong), as far
+    // as the metrics have them.
+    let (mut exact_counted, mut right_counted, mut wrong_counted) = (0, 0, 0);
+    let guessed_right = metrics.dedup_guesses.with_label_values(&["right"]);
+    let guessed_wrong = metrics.dedup_guesses.with_label_values(&["wrong"]);
     let out_topic: Arc<str> = Arc::from(k.output_topic.as_str());
     let dlq_topic: Arc<str> = Arc::from(k.dlq_topic.as_str());
     let result: anyhow::Result<()> = loop {
@@ -337,11 +340,10 @@ pub async fn run_with(
                 }
                 let mut ends = Vec::with_capacity(batch.len());
                 pipeline.process_grouped(batch, &mut outcomes, &mut ends);
-                let folded = pipeline.exact_repeats_folded();
-                if folded > exact_counted {
-                    metrics.exact_repeats.inc_by(folded - exact_counted);
-                    exact_counted = folded;
-                }
+                count_since(&metrics.exact_repeats, pipeline.exact_repeats_folded(), &mut exact_counted);
+                let (guesses, wrong) = pipeline.guesses();
+                count_since(&guessed_right, guesses - wrong, &mut right_counted);
+                count_since(&guessed_wrong, wrong, &mut wrong_counted);
                 let mut all = std::mem::take(&mut outcomes).into_iter();
                 let (mut ends, mut at) = (ends.into_iter(), 0);
                 let mut mine = Vec::new();
@@ -436,6 +438,14 @@ pub async fn run_with(
     server.abort();
     tracing::info!(?stats, "worker stopped");
     result.map(|_| stats)
+}
+
+/// Add to `counter` what `total`, a count since start, has grown by since `counted`.
+fn count_since(counter: &prometheus::IntCounter, total: u64, counted: &mut u64) {
+    if total > *counted {
+        counter.inc_by(total - *counted);
+        *counted = total;
+    }
 }
 
 /// Leave the group and release the clients, waiting at most `budget`.
