@@ -780,6 +780,31 @@ mod tests {
         assert_eq!(guess, Some(off.check_key(at(1, 5))));
     }
 
+    proptest::proptest! {
+        /// Guessed in input order, with a window that forgets nothing, every guess is the
+        /// decision: any number of fingerprints' alerts, interleaved, at any times, early or
+        /// late, in windows of any length.
+        #[test]
+        fn guesses_in_input_order_are_the_decisions(
+            alerts in proptest::collection::vec((0u32..6, 0i64..50), 1..300),
+            window_s in 1u32..40,
+        ) {
+            let cfg = DedupConfig {
+                capacity: 6,
+                window: format!("{window_s}s"),
+                ..DedupConfig::default()
+            };
+            let mut real = Deduper::new(&cfg).unwrap();
+            let guesser = Deduper::new(&cfg).unwrap();
+            let mut pending = Pending::default();
+            for (fp, t) in alerts {
+                let k = DedupKey { fingerprint: key(fp), time: Some(t * 1_000) };
+                let guess = guesser.speculate(k, &mut pending);
+                proptest::prop_assert_eq!(guess, Some(real.check_key(k)));
+            }
+        }
+    }
+
     #[test]
     fn decide_windows() {
         let Decision::Emit(e) = decide(None, 1_000, W) else {
