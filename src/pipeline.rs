@@ -843,8 +843,9 @@ impl Pipeline {
 /// [`Pipeline::process_batch`] on one thread and by the Kafka worker. Over 50,000 generated
 /// records with the production-size reference data, `process` took 2.96–3.19 s of CPU record
 /// by record, 2.52–2.63 s in runs of 512, 2.45–2.54 s in runs of 1,024 and 2.37–2.47 s in runs
-/// of 2,048; the alerts a run holds cost about 8 MB of memory for 1,024 records and 16 MB for
-/// 2,048, which the worker's memory target does not leave room for (benches/OPTIMISATIONS.md).
+/// of 2,048. Runs of 2,048, with most alerts finished in stage 1 and so not held, still took
+/// the worker's peak memory to 288–294 MiB, too close to its 300 MiB target for a gain its runs
+/// could not tell (benches/OPTIMISATIONS.md, twelfth and fourteenth rounds).
 pub const GROUP_RUN: usize = 1024;
 
 /// A guess at a record's source from its first bytes, for [`Pipeline::process_grouped`] to
