@@ -342,6 +342,10 @@ struct Pass {
     dedup_keys: f64,
     /// Of the duplicates, those folded by their bytes without being decoded.
     exact: f64,
+    /// Alerts finished on a guess of the dedup window's decision, and the guesses found wrong
+    /// (`alertctx_dedup_guesses_total`).
+    guessed: f64,
+    guessed_wrong: f64,
 }
 
 /// The three topics made, and the corpus (`--records` of it) on `raw`, record *i* on
@@ -415,6 +419,8 @@ fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
         dead: metric(&text, "alertctx_dead_letters_total", ""),
         dedup_keys: metric(&text, "alertctx_dedup_keys", ""),
         exact: metric(&text, "alertctx_exact_repeats_folded_total", ""),
+        guessed: metric(&text, "alertctx_dedup_guesses_total", ""),
+        guessed_wrong: metric(&text, "alertctx_dedup_guesses_total", "\"wrong\""),
     }
 }
 
@@ -699,7 +705,7 @@ fn main() {
     let rate = m.events as f64 / m.secs;
     let worker_us = m.cpu_secs / m.events as f64 * 1e6;
     println!(
-        "e2e max rate: {} events in {:.2} s = {:.0} events/s; in {:.1} MB/s, out {:.1} MB/s; worker CPU {:.1} µs/event; peak RSS {:.0} MiB ({} dedup keys); {} duplicates, {} of them exact repeats folded by their bytes",
+        "e2e max rate: {} events in {:.2} s = {:.0} events/s; in {:.1} MB/s, out {:.1} MB/s; worker CPU {:.1} µs/event; peak RSS {:.0} MiB ({} dedup keys); {} duplicates, {} of them exact repeats folded by their bytes; {} alerts finished on a guess of the dedup decision, {} guessed wrong",
         m.events,
         m.secs,
         rate,
@@ -709,7 +715,9 @@ fn main() {
         m.peak_rss as f64 / (1 << 20) as f64,
         m.dedup_keys,
         m.duplicates,
-        m.exact
+        m.exact,
+        m.guessed,
+        m.guessed_wrong
     );
     // The smoke pass (`cargo test`) runs the floor too, so that it keeps working.
     if o.floor || !o.bench {
