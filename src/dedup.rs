@@ -552,9 +552,9 @@ impl Deduper {
     /// The pipeline uses it to finish alerts before their turn in input order
     /// ([`crate::pipeline::Pipeline::process_grouped`]) and confirms each guess with
     /// `check_key` in input order. The guess is right when every earlier alert of the run
-    /// with the fingerprint was guessed before it, in input order, and the window forgets
-    /// none of their entries in between; a wrong guess costs the alert's work again, never a
-    /// different outcome.
+    /// with the fingerprint was guessed before it, in input order (an exact repeat, folded
+    /// by its bytes, is not guessed), and the window forgets none of their entries in
+    /// between; a wrong guess costs the alert's work again, never a different outcome.
     pub fn speculate(&self, key: DedupKey, pending: &mut Pending) -> Option<Verdict> {
         let t = key.time?;
         let fp = key.fingerprint;
