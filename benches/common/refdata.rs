@@ -1,7 +1,7 @@
 //! Production-sized reference data for the benchmarks: 100k assets, 100k users (the
 //! generator's own user names among them, so its records hit the directory) and a City
-//! database of a million /24 networks, written deterministically into
-//! `target/bench-data/v1/enrichers` on first use and reused after.
+//! database of about three million networks tiling the public IPv4 space, written deterministically into
+//! `target/bench-data/v3/enrichers` on first use and reused after.
 
 #[path = "../../tests/common/mmdb.rs"]
 mod mmdb;
@@ -10,11 +10,16 @@ use std::path::{Path, PathBuf};
 
 pub const ASSETS: usize = 100_000;
 pub const USERS: usize = 100_000;
-pub const NETWORKS: usize = 1_000_000;
+/// Networks in the City database: seven in every /19 of the public IPv4 space (the 215 first
+/// octets the generator draws public addresses from).
+pub const NETWORKS: usize = 215 * 2048 * 7;
+/// Distinct records in the City database: a production file has a record per city and
+/// postal area, each network pointing at one.
+pub const CITY_RECORDS: usize = 100_000;
 
 /// Reference data at production size, written once.
 pub fn bench_data() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/v1");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/v3");
     let defs = dir.join("enrichers");
     if defs.join("geo.toml").exists() {
         return defs;
@@ -65,43 +70,56 @@ pub fn bench_data() -> PathBuf {
     write_big_city(&defs.join("data/city.mmdb"));
     std::fs::write(
         defs.join("geo.toml"),
-        "name = \"geo\"\nkind = \"geo\"\ncity = \"data/city.mmdb\"\nip_attributes = [\"src_endpoint.ip\", \"dst_endpoint.ip\"]\ncache_size = 100000\n",
+        "name = \"geo\"\nkind = \"geo\"\ncity = \"data/city.mmdb\"\nip_attributes = [\"src_endpoint.ip\", \"dst_endpoint.ip\"]\ncache_size = 16384\n",
     )
     .unwrap();
     defs
 }
 
-/// A City database with NETWORKS /24 networks spread over the public IPv4 space.
+/// A City database shaped as a production GeoLite2/GeoIP2 City file: networks of /21 to /23
+/// that tile the whole public IPv4 space (so that, as in production, nearly every public
+/// address has a record; the generator spreads its public addresses over that space), NETWORKS
+/// of them, pointing at CITY_RECORDS distinct records shaped as production's
+/// (`production_city_record`: every place named in eight languages, postal codes, time zones,
+/// registered countries).
 fn write_big_city(path: &Path) {
-    let places: Vec<serde_json::Value> = (0..64)
-        .map(|i| {
-            mmdb::city_record(&mmdb::Place {
-                continent: ("EU", "Europe"),
-                country: (
-                    ["DE", "FR", "US", "JP"][i % 4],
-                    ["Germany", "France", "United States", "Japan"][i % 4],
-                ),
-                subdivision: None,
-                city: Some(["Berlin", "Paris", "Boston", "Osaka"][i % 4]),
-                latitude: 10.0 + i as f64,
-                longitude: 20.0 + i as f64,
-                accuracy_radius: 50,
-            })
-        })
-        .collect();
+    // Each /19 is cut into seven networks, each aligned on its own size: /21, /22, /22, /21,
+    // /23, /23, /22 (offsets in /24s: 0, 8, 12, 16, 24, 26, 28).
+    const CUTS: [(u32, u32); 7] = [
+        (0, 21),
+        (8, 22),
+        (12, 22),
+        (16, 21),
+        (24, 23),
+        (26, 23),
+        (28, 22),
+    ];
     let mut nets = Vec::with_capacity(NETWORKS);
-    let mut n: u32 = 1 << 24; // 1.0.0.0
-    while nets.len() < NETWORKS {
-        let a = n >> 24;
-        if ![10, 100, 127, 169, 172, 192, 198, 203].contains(&a) && a < 224 {
-            nets.push((
-                format!("{}.{}.{}.0/24", a, (n >> 16) & 255, (n >> 8) & 255),
-                places[nets.len() % places.len()].clone(),
-            ));
+    for a in 1u32..224 {
+        if [10, 100, 127, 169, 172, 192, 198, 203].contains(&a) {
+            continue;
         }
-        n += 256 * 3; // every third /24
+        for block in 0..2048u32 {
+            let base = (a << 24) | (block << 13);
+            for (offset, len) in CUTS {
+                let n = base | (offset << 8);
+                nets.push(format!(
+                    "{}.{}.{}.0/{len}",
+                    n >> 24,
+                    (n >> 16) & 255,
+                    (n >> 8) & 255
+                ));
+            }
+        }
     }
-    let refs: Vec<(&str, serde_json::Value)> =
-        nets.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    mmdb::write_mmdb(path, "Bench-City", &refs).unwrap();
+    assert_eq!(nets.len(), NETWORKS);
+    let records: Vec<serde_json::Value> = (0..CITY_RECORDS)
+        .map(mmdb::production_city_record)
+        .collect();
+    // Neighbouring networks point at different records, as a real file's do.
+    let pairs = nets
+        .iter()
+        .enumerate()
+        .map(|(i, net)| (net, &records[i * 7919 % CITY_RECORDS]));
+    mmdb::write_networks(path, "Bench-City", pairs).unwrap();
 }

@@ -174,7 +174,7 @@ impl GeoEnricher {
     fn query(&mut self, ip: IpAddr) -> Option<Value> {
         let mut data = Map::new();
         if let Some(r) = &self.city {
-            match read::<geoip2::City>(r, ip) {
+            match read::<CityRecord>(r, ip) {
                 Ok(Some(city)) => {
                     let loc = location(&city);
                     if !loc.is_empty() {
@@ -247,20 +247,91 @@ fn read<'de, T: serde::Deserialize<'de>>(
     reader.lookup::<T>(ip).map_err(|_| ())
 }
 
+/// The part of a City record the `location` block shows. A production City record names
+/// every place in eight languages and carries postal codes, time zones, metro codes and the
+/// registered country besides; `maxminddb::geoip2::City` builds a map of every place's names
+/// and holds all of it. This reads the same record and keeps the English names, the codes and
+/// the coordinates: the rest is walked over without being built (benches/OPTIMISATIONS.md,
+/// fifteenth round). The fields it keeps have `geoip2::City`'s types, so a record it reads
+/// gives the block `geoip2::City` would (a test holds the two to each other).
+#[derive(serde::Deserialize)]
+struct CityRecord<'a> {
+    #[serde(borrow)]
+    city: Option<Place<'a>>,
+    #[serde(borrow)]
+    continent: Option<Place<'a>>,
+    #[serde(borrow)]
+    country: Option<Place<'a>>,
+    #[serde(borrow)]
+    subdivisions: Option<First<Place<'a>>>,
+    location: Option<Location>,
+}
+
+/// A city, continent, country or subdivision: its code (`code` for a continent, `iso_code`
+/// for the others) and its English name.
+#[derive(serde::Deserialize)]
+struct Place<'a> {
+    #[serde(borrow)]
+    code: Option<&'a str>,
+    #[serde(borrow)]
+    iso_code: Option<&'a str>,
+    #[serde(borrow)]
+    names: Option<English<'a>>,
+}
+
+/// A `names` map, of which only `en` is kept.
+#[derive(serde::Deserialize)]
+struct English<'a> {
+    #[serde(borrow)]
+    en: Option<&'a str>,
+}
+
+#[derive(serde::Deserialize)]
+struct Location {
+    accuracy_radius: Option<u16>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+/// The first element of an array, the rest walked over (the `location` block names the
+/// first subdivision only); `None` for an empty array.
+struct First<T>(Option<T>);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for First<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = First<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<First<T>, A::Error> {
+                let first = seq.next_element()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(First(first))
+            }
+        }
+        d.deserialize_seq(Visit(std::marker::PhantomData))
+    }
+}
+
+impl Place<'_> {
+    fn name(&self) -> Option<&str> {
+        self.names.as_ref().and_then(|n| n.en)
+    }
+}
+
 /// The OCSF-shaped `location` block of a City record (English names).
-fn location(city: &geoip2::City) -> Map<String, Value> {
+fn location(city: &CityRecord<'_>) -> Map<String, Value> {
     let mut loc = Map::new();
-    let en = |names: &Option<BTreeMap<&str, &str>>| {
-        names
-            .as_ref()
-            .and_then(|n| n.get("en"))
-            .map(|s| s.to_string())
-    };
-    if let Some(name) = city.city.as_ref().and_then(|c| en(&c.names)) {
+    if let Some(name) = city.city.as_ref().and_then(Place::name) {
         loc.insert("city".into(), json!(name));
     }
     if let Some(continent) = &city.continent {
-        if let Some(name) = en(&continent.names) {
+        if let Some(name) = continent.name() {
             loc.insert("continent".into(), json!(name));
         }
         if let Some(code) = continent.code {
@@ -272,11 +343,11 @@ fn location(city: &geoip2::City) -> Map<String, Value> {
         if let Some(iso) = country.iso_code {
             loc.insert("country".into(), json!(iso));
         }
-        if let Some(name) = en(&country.names) {
+        if let Some(name) = country.name() {
             loc.insert("country_name".into(), json!(name));
         }
     }
-    if let Some(sub) = city.subdivisions.as_ref().and_then(|s| s.first()) {
+    if let Some(sub) = city.subdivisions.as_ref().and_then(|s| s.0.as_ref()) {
         if let Some(code) = sub.iso_code {
             let region = match country_iso {
                 Some(c) => format!("{c}-{code}"),
@@ -284,7 +355,7 @@ fn location(city: &geoip2::City) -> Map<String, Value> {
             };
             loc.insert("region".into(), json!(region));
         }
-        if let Some(name) = en(&sub.names) {
+        if let Some(name) = sub.name() {
             loc.insert("region_name".into(), json!(name));
         }
     }
@@ -410,6 +481,96 @@ mod tests {
             "London"
         );
         assert_eq!(e.lookup_errors(), 0);
+    }
+
+    /// The `location` block a GeoIP2 City record should give, read straight from the record
+    /// as written: the oracle for [`CityRecord`]'s reading of the same record from a database.
+    fn expected_location(record: &Value) -> Value {
+        let mut loc = Map::new();
+        let mut put = |k: &str, v: Option<&Value>| {
+            if let Some(v) = v {
+                loc.insert(k.to_string(), v.clone());
+            }
+        };
+        put("city", record.pointer("/city/names/en"));
+        put("continent", record.pointer("/continent/names/en"));
+        put("continent_code", record.pointer("/continent/code"));
+        put("country", record.pointer("/country/iso_code"));
+        put("country_name", record.pointer("/country/names/en"));
+        if let Some(code) = record
+            .pointer("/subdivisions/0/iso_code")
+            .and_then(Value::as_str)
+        {
+            let region = match record.pointer("/country/iso_code").and_then(Value::as_str) {
+                Some(c) => format!("{c}-{code}"),
+                None => code.to_string(),
+            };
+            put("region", Some(&json!(region)));
+        }
+        put("region_name", record.pointer("/subdivisions/0/names/en"));
+        if let (Some(lat), Some(long)) = (
+            record.pointer("/location/latitude"),
+            record.pointer("/location/longitude"),
+        ) {
+            put("lat", Some(lat));
+            put("long", Some(long));
+        }
+        put(
+            "accuracy_radius_km",
+            record.pointer("/location/accuracy_radius"),
+        );
+        Value::Object(loc)
+    }
+
+    #[test]
+    fn production_shaped_city_records_give_their_english_location() {
+        // Records shaped as production City databases shape them (eight languages, postal
+        // codes, time zones, registered countries), and records missing each part.
+        let mut records: Vec<Value> = (0..40).map(mmdb::production_city_record).collect();
+        records.extend([
+            json!({"country": {"iso_code": "SE"}, "subdivisions": []}),
+            json!({"city": {"names": {"de": "Wien"}}, "continent": {"code": "EU"}}),
+            json!({"subdivisions": [{"iso_code": "A", "names": {"en": "First"}},
+                                    {"iso_code": "B", "names": {"en": "Second"}}]}),
+            json!({"location": {"latitude": 1.5, "accuracy_radius": 3}, "postal": {"code": "1"}}),
+        ]);
+        let dir = definition_dir();
+        let nets: Vec<(String, Value)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("11.0.{i}.0/24"), r.clone()))
+            .collect();
+        let refs: Vec<(&str, Value)> = nets.iter().map(|(n, r)| (n.as_str(), r.clone())).collect();
+        mmdb::write_mmdb(&dir.path().join("city.mmdb"), "Test-City", &refs).unwrap();
+        let def: GeoDefinition = toml::from_str(
+            "name = \"geo\"\nkind = \"geo\"\ncity = \"city.mmdb\"\nip_attributes = [\"src_endpoint.ip\"]\n",
+        )
+        .unwrap();
+        let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
+        let reader = e.city.take().unwrap();
+        for (i, record) in records.iter().enumerate() {
+            let ip: IpAddr = format!("11.0.{i}.9").parse().unwrap();
+            // What maxminddb's own model reads of it, for the production-shaped records: it
+            // decodes, and names the city in every language the record holds.
+            if i < 40 {
+                let full = read::<geoip2::City>(&reader, ip).unwrap().unwrap();
+                assert_eq!(
+                    full.city.unwrap().names.unwrap().len(),
+                    mmdb::LANGUAGES.len()
+                );
+            }
+            let ours = read::<CityRecord>(&reader, ip).unwrap().unwrap();
+            let block = Value::Object(location(&ours));
+            assert_eq!(block, expected_location(record), "record {i}: {record}");
+        }
+        let block = Value::Object(location(
+            &read::<CityRecord>(&reader, "11.0.8.1".parse().unwrap())
+                .unwrap()
+                .unwrap(),
+        ));
+        assert_eq!(block["city"], "Munich");
+        assert_eq!(block["region"], "DE-BY");
+        assert_eq!(block["country_name"], "Germany");
     }
 
     #[test]

@@ -43,13 +43,23 @@ pub fn write_mmdb(
     database_type: &str,
     records: &[(&str, Value)],
 ) -> Result<(), Box<dyn Error>> {
+    write_networks(path, database_type, records.iter().map(|(n, r)| (*n, r)))
+}
+
+/// [`write_mmdb`] from `(network, record)` pairs as they come, so that a database of millions
+/// of networks sharing a few records needs no copy of a record per network.
+pub fn write_networks<'r, N: AsRef<str>>(
+    path: &Path,
+    database_type: &str,
+    records: impl IntoIterator<Item = (N, &'r Value)>,
+) -> Result<(), Box<dyn Error>> {
     let mut writer = Writer::builder(database_type)
         .languages(["en"])
         .description(&[("en", "alertctx test database")])
         .build_epoch(UNIX_EPOCH + Duration::from_secs(BUILD_EPOCH))
         .build();
     for (network, record) in records {
-        writer.insert(network.parse::<IpNet>()?, record)?;
+        writer.insert(network.as_ref().parse::<IpNet>()?, record)?;
     }
     std::fs::write(path, writer.to_bytes()?)?;
     Ok(())
@@ -161,4 +171,135 @@ pub fn write_test_anonymous_ip_db(path: &Path) -> Result<(), Box<dyn Error>> {
             ),
         ],
     )
+}
+
+/// The languages a GeoLite2/GeoIP2 City record names every place in, in this order.
+pub const LANGUAGES: [&str; 8] = ["de", "en", "es", "fr", "ja", "pt-BR", "ru", "zh-CN"];
+
+/// A place's names in [`LANGUAGES`]' order.
+type Names = [&'static str; 8];
+
+/// A city as a production City database describes it: every place named in eight
+/// languages, with the country's continent and first subdivision.
+struct World {
+    city: Names,
+    subdivision: (&'static str, Names),
+    country: (&'static str, Names),
+    continent: (&'static str, Names),
+    lat_long: (f64, f64),
+    time_zone: &'static str,
+    in_eu: bool,
+}
+
+#[rustfmt::skip]
+const EUROPE: (&str, Names) = ("EU", ["Europa", "Europe", "Europa", "Europe", "ヨーロッパ", "Europa", "Европа", "欧洲"]);
+#[rustfmt::skip]
+const NORTH_AMERICA: (&str, Names) = ("NA", ["Nordamerika", "North America", "Norteamérica", "Amérique du Nord", "北アメリカ", "América do Norte", "Северная Америка", "北美洲"]);
+#[rustfmt::skip]
+const ASIA: (&str, Names) = ("AS", ["Asien", "Asia", "Asia", "Asie", "アジア", "Ásia", "Азия", "亚洲"]);
+#[rustfmt::skip]
+const SOUTH_AMERICA: (&str, Names) = ("SA", ["Südamerika", "South America", "Sudamérica", "Amérique du Sud", "南アメリカ", "América do Sul", "Южная Америка", "南美洲"]);
+#[rustfmt::skip]
+const OCEANIA: (&str, Names) = ("OC", ["Ozeanien", "Oceania", "Oceanía", "Océanie", "オセアニア", "Oceania", "Океания", "大洋洲"]);
+
+#[rustfmt::skip]
+const GERMANY: (&str, Names) = ("DE", ["Deutschland", "Germany", "Alemania", "Allemagne", "ドイツ連邦共和国", "Alemanha", "Германия", "德国"]);
+
+/// Eight cities, each named as a production City database names it.
+#[rustfmt::skip]
+const WORLD: [World; 8] = [
+    World {
+        city: ["München", "Munich", "Múnich", "Munich", "ミュンヘン", "Munique", "Мюнхен", "慕尼黑"],
+        subdivision: ("BY", ["Bayern", "Bavaria", "Baviera", "Bavière", "バイエルン州", "Baviera", "Бавария", "巴伐利亚"]),
+        country: GERMANY,
+        continent: EUROPE, lat_long: (48.137, 11.575), time_zone: "Europe/Berlin", in_eu: true,
+    },
+    World {
+        city: ["Paris", "Paris", "París", "Paris", "パリ", "Paris", "Париж", "巴黎"],
+        subdivision: ("IDF", ["Île-de-France", "Île-de-France", "Isla de Francia", "Île-de-France", "イル＝ド＝フランス地域圏", "Ilha de França", "Иль-де-Франс", "法兰西岛大区"]),
+        country: ("FR", ["Frankreich", "France", "Francia", "France", "フランス共和国", "França", "Франция", "法国"]),
+        continent: EUROPE, lat_long: (48.857, 2.352), time_zone: "Europe/Paris", in_eu: true,
+    },
+    World {
+        city: ["London", "London", "Londres", "Londres", "ロンドン", "Londres", "Лондон", "伦敦"],
+        subdivision: ("ENG", ["England", "England", "Inglaterra", "Angleterre", "イングランド", "Inglaterra", "Англия", "英格兰"]),
+        country: ("GB", ["Vereinigtes Königreich", "United Kingdom", "Reino Unido", "Royaume-Uni", "イギリス", "Reino Unido", "Великобритания", "英国"]),
+        continent: EUROPE, lat_long: (51.507, -0.128), time_zone: "Europe/London", in_eu: false,
+    },
+    World {
+        city: ["Boston", "Boston", "Boston", "Boston", "ボストン", "Boston", "Бостон", "波士顿"],
+        subdivision: ("MA", ["Massachusetts", "Massachusetts", "Massachusetts", "Massachusetts", "マサチューセッツ州", "Massachusetts", "Массачусетс", "马萨诸塞州"]),
+        country: ("US", ["USA", "United States", "Estados Unidos", "États Unis", "アメリカ合衆国", "EUA", "США", "美国"]),
+        continent: NORTH_AMERICA, lat_long: (42.360, -71.058), time_zone: "America/New_York", in_eu: false,
+    },
+    World {
+        city: ["Osaka", "Osaka", "Osaka", "Osaka", "大阪市", "Osaka", "Осака", "大阪"],
+        subdivision: ("27", ["Präfektur Osaka", "Osaka", "Osaka", "Préfecture d'Osaka", "大阪府", "Osaka", "Осака", "大阪府"]),
+        country: ("JP", ["Japan", "Japan", "Japón", "Japon", "日本", "Japão", "Япония", "日本"]),
+        continent: ASIA, lat_long: (34.694, 135.502), time_zone: "Asia/Tokyo", in_eu: false,
+    },
+    World {
+        city: ["São Paulo", "São Paulo", "São Paulo", "São Paulo", "サンパウロ", "São Paulo", "Сан-Паулу", "圣保罗"],
+        subdivision: ("SP", ["São Paulo", "São Paulo", "São Paulo", "São Paulo", "サンパウロ州", "São Paulo", "Сан-Паулу", "圣保罗州"]),
+        country: ("BR", ["Brasilien", "Brazil", "Brasil", "Brésil", "ブラジル連邦共和国", "Brasil", "Бразилия", "巴西"]),
+        continent: SOUTH_AMERICA, lat_long: (-23.550, -46.633), time_zone: "America/Sao_Paulo", in_eu: false,
+    },
+    World {
+        city: ["Sydney", "Sydney", "Sídney", "Sydney", "シドニー", "Sydney", "Сидней", "悉尼"],
+        subdivision: ("NSW", ["New South Wales", "New South Wales", "Nueva Gales del Sur", "Nouvelle-Galles du Sud", "ニューサウスウェールズ州", "Nova Gales do Sul", "Новый Южный Уэльс", "新南威尔士州"]),
+        country: ("AU", ["Australien", "Australia", "Australia", "Australie", "オーストラリア", "Austrália", "Австралия", "澳大利亚"]),
+        continent: OCEANIA, lat_long: (-33.869, 151.209), time_zone: "Australia/Sydney", in_eu: false,
+    },
+    World {
+        city: ["Berlin", "Berlin", "Berlín", "Berlin", "ベルリン", "Berlim", "Берлин", "柏林"],
+        subdivision: ("BE", ["Berlin", "Land Berlin", "Berlín", "Berlin", "ベルリン", "Berlim", "Берлин", "柏林"]),
+        country: GERMANY,
+        continent: EUROPE, lat_long: (52.520, 13.405), time_zone: "Europe/Berlin", in_eu: true,
+    },
+];
+
+fn names(n: &Names) -> Value {
+    Value::Object(
+        LANGUAGES
+            .iter()
+            .zip(n)
+            .map(|(lang, name)| (lang.to_string(), json!(name)))
+            .collect(),
+    )
+}
+
+/// The `i`-th of a set of City records shaped as a production GeoLite2/GeoIP2 City database
+/// shapes them (every place named in eight languages; `postal`, `time_zone`, `metro_code`,
+/// `is_in_european_union`, `registered_country`), so that reading one costs what it costs
+/// there. Records differ in their coordinates, postal code and ids (so a database of many is
+/// not one record pointed at from every network); places repeat every eight.
+pub fn production_city_record(i: usize) -> Value {
+    let w = &WORLD[i % WORLD.len()];
+    let k = (i / WORLD.len()) as f64;
+    let country = |c: &(&str, Names), id: u64| {
+        let mut v = json!({"geoname_id": id, "iso_code": c.0, "names": names(&c.1)});
+        if w.in_eu {
+            v["is_in_european_union"] = json!(true);
+        }
+        v
+    };
+    let country_id = 2_900_000 + (i % WORLD.len()) as u64;
+    let mut record = json!({
+        "city": {"geoname_id": 3_000_000 + i as u64, "names": names(&w.city)},
+        "continent": {"code": w.continent.0, "geoname_id": 6_255_140 + (i % 5) as u64, "names": names(&w.continent.1)},
+        "country": country(&w.country, country_id),
+        "registered_country": country(&w.country, country_id),
+        "location": {
+            "accuracy_radius": 5 + (i % 200) as u64,
+            "latitude": w.lat_long.0 + (k * 0.001) % 1.0,
+            "longitude": w.lat_long.1 + (k * 0.0007) % 1.0,
+            "time_zone": w.time_zone,
+        },
+        "postal": {"code": format!("{:05}", (i * 37) % 100_000)},
+        "subdivisions": [{"geoname_id": 2_800_000 + (i % WORLD.len()) as u64, "iso_code": w.subdivision.0, "names": names(&w.subdivision.1)}],
+    });
+    if w.country.0 == "US" {
+        record["location"]["metro_code"] = json!(506);
+    }
+    record
 }
