@@ -1,7 +1,7 @@
 //! Production-sized reference data for the benchmarks: 100k assets, 100k users (the
 //! generator's own user names among them, so its records hit the directory) and a City
 //! database of about three million networks tiling the public IPv4 space, written deterministically into
-//! `target/bench-data/v3/enrichers` on first use and reused after.
+//! `target/bench-data/v4/enrichers` on first use and reused after.
 
 #[path = "../../tests/common/mmdb.rs"]
 mod mmdb;
@@ -19,7 +19,7 @@ pub const CITY_RECORDS: usize = 100_000;
 
 /// Reference data at production size, written once.
 pub fn bench_data() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/v3");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/v4");
     let defs = dir.join("enrichers");
     if defs.join("geo.toml").exists() {
         return defs;

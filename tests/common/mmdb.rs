@@ -28,6 +28,7 @@
 use mmdb_writer::ipnet::IpNet;
 use mmdb_writer::Writer;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::error::Error;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
@@ -36,8 +37,8 @@ use std::time::{Duration, UNIX_EPOCH};
 pub const BUILD_EPOCH: u64 = 1_700_000_000;
 
 /// Write an IPv6 (IPv4 reachable) database of `(network, record)` pairs. Records are JSON
-/// values: objects become MMDB maps, floats doubles, non-negative integers unsigned integers
-/// (MMDB has no signed 64-bit type, so negative integers are rejected — use floats).
+/// values: objects become MMDB maps, non-negative integers unsigned integers of the width
+/// GeoIP2 databases use for the member ([`typed`]), other numbers doubles.
 pub fn write_mmdb(
     path: &Path,
     database_type: &str,
@@ -58,11 +59,40 @@ pub fn write_networks<'r, N: AsRef<str>>(
         .description(&[("en", "alertctx test database")])
         .build_epoch(UNIX_EPOCH + Duration::from_secs(BUILD_EPOCH))
         .build();
+    // Records shared by many networks are converted once.
+    let mut converted: HashMap<*const Value, mmdb_writer::Value> = HashMap::new();
     for (network, record) in records {
-        writer.insert(network.as_ref().parse::<IpNet>()?, record)?;
+        let value = converted
+            .entry(record as *const Value)
+            .or_insert_with(|| typed(record, ""))
+            .clone();
+        writer.insert_value(network.as_ref().parse::<IpNet>()?, value)?;
     }
     std::fs::write(path, writer.to_bytes()?)?;
     Ok(())
+}
+
+/// A JSON record as MaxMind's own databases type it: unsigned integers as `uint16` where
+/// GeoIP2 stores them so (`accuracy_radius`, `metro_code`), `uint32` otherwise (`geoname_id`,
+/// `autonomous_system_number`), `uint64` only beyond that; other numbers as doubles. (Written
+/// through serde, every integer would be a `uint64`, which a strict reader rejects for a
+/// `u16` field.) `key` is the member the value is held under.
+fn typed(v: &Value, key: &str) -> mmdb_writer::Value {
+    use mmdb_writer::Value as M;
+    match v {
+        Value::String(s) => M::String(s.clone()),
+        Value::Bool(b) => M::Bool(*b),
+        Value::Number(n) => match n.as_u64() {
+            Some(u) if matches!(key, "accuracy_radius" | "metro_code") => {
+                M::U16(u16::try_from(u).expect("a uint16 field"))
+            }
+            Some(u) => u32::try_from(u).map(M::U32).unwrap_or(M::U64(u)),
+            None => M::Double(n.as_f64().expect("a number")),
+        },
+        Value::Array(items) => M::Array(items.iter().map(|i| typed(i, key)).collect()),
+        Value::Object(map) => M::Map(map.iter().map(|(k, v)| (k.clone(), typed(v, k))).collect()),
+        Value::Null => panic!("MMDB has no null (under `{key}`)"),
+    }
 }
 
 /// Where a City record places an address.
