@@ -179,6 +179,15 @@ fn write_number(out: &mut Vec<u8>, n: &serde_json::Number) {
     }
 }
 
+/// A value's compact text: what `serde_json::to_string` gives, written by [`write_value`]
+/// rather than through serde (a context of reference data or geo answer is written this way
+/// once, when it is made).
+pub fn to_text(v: &Json) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_value(&mut out, v);
+    String::from_utf8(out).expect("the writer writes UTF-8")
+}
+
 /// A value in compact form.
 pub fn write_value(out: &mut Vec<u8>, v: &Json) {
     match v {

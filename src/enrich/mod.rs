@@ -89,7 +89,7 @@ pub struct CompactContext(Box<str>);
 
 impl CompactContext {
     pub fn new(v: &serde_json::Value) -> CompactContext {
-        CompactContext(v.to_string().into_boxed_str())
+        CompactContext(crate::jsonout::to_text(v).into_boxed_str())
     }
 
     pub fn value(&self) -> serde_json::Value {
@@ -129,7 +129,7 @@ impl Context {
     /// The context of a value (its text written now).
     pub fn new(value: serde_json::Value) -> Context {
         Context(Arc::new(ContextInner {
-            text: value.to_string().into_boxed_str(),
+            text: crate::jsonout::to_text(&value).into_boxed_str(),
             value: OnceLock::from(value),
         }))
     }
@@ -379,7 +379,9 @@ mod tests {
             let lat = (x % 180_000_000) as f64 / 1e6 - 90.0 + (x >> 40) as f64 * 1e-17;
             let lon = f64::from_bits(x >> 2) % 180.0;
             let v = json!({"location": {"lat": lat, "lon": lon, "radius_km": 20}, "asn": {"org": "Ex"}});
-            assert_eq!(CompactContext::new(&v).value(), v, "{lat} {lon}");
+            let compact = CompactContext::new(&v);
+            assert_eq!(compact.0.as_ref(), serde_json::to_string(&v).unwrap());
+            assert_eq!(compact.value(), v, "{lat} {lon}");
         }
     }
 
