@@ -1,7 +1,7 @@
 //! Production-sized reference data for the benchmarks: 100k assets, 100k users (the
 //! generator's own user names among them, so its records hit the directory) and a City
-//! database of about three million networks tiling the public IPv4 space, written deterministically into
-//! `target/bench-data/v4/enrichers` on first use and reused after.
+//! database of about three million networks tiling the public IPv4 space, written
+//! deterministically into `target/bench-data/v4/enrichers` on first use and reused after.
 
 #[path = "../../tests/common/mmdb.rs"]
 mod mmdb;
