@@ -111,6 +111,8 @@ pub struct Tally {
 pub struct Summary {
     pub by_source: BTreeMap<String, Tally>,
     pub routes: Vec<crate::normalize::Route>,
+    /// The counts of each enricher that keeps any (geo's cache), at the end of the run.
+    pub enrichers: Vec<(String, crate::enrich::EnricherStats)>,
 }
 
 pub const DEAD_LETTER_SOURCE: &str = "(dead letter)";
@@ -171,8 +173,26 @@ impl Summary {
             s.push_str(&row(name, t));
         }
         s.push_str(&row("total", &self.total()));
+        for (name, e) in &self.enrichers {
+            s.push_str(&enricher_line(name, e));
+        }
         s
     }
+}
+
+/// A line of the summary for an enricher's counts: what sizing its cache needs (how often it
+/// answered, how full it is) and whether its reference data read cleanly.
+fn enricher_line(name: &str, e: &crate::enrich::EnricherStats) -> String {
+    let lookups = e.hits + e.misses;
+    let ratio = if lookups > 0 {
+        format!("{:.1}%", 100.0 * e.hits as f64 / lookups as f64)
+    } else {
+        "-".into()
+    };
+    format!(
+        "enricher {name}: {lookups} cache lookups, {} hits ({ratio}), {} of {} entries held; {} lookup errors\n",
+        e.hits, e.entries, e.capacity, e.lookup_errors
+    )
 }
 
 fn open_output(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn Write>> {
@@ -300,6 +320,10 @@ pub fn process(args: &ProcessArgs) -> anyhow::Result<Summary> {
             }
         }
     }
+    summary.enrichers = pipeline
+        .enricher_stats()
+        .map(|(name, e)| (name.to_string(), e))
+        .collect();
     out.flush()?;
     if let Some(w) = dlq.as_mut() {
         w.flush()?;

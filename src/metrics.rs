@@ -4,6 +4,7 @@
 //! counters. Ratios (field fill, enrichment hit ratio) are exported as pairs of counters so
 //! they can be computed over any window in PromQL.
 
+use crate::enrich::EnricherStats;
 use crate::pipeline::Outcome;
 use prometheus::core::Collector;
 use prometheus::{
@@ -26,6 +27,10 @@ pub struct Metrics {
     pub fields_checked: IntCounterVec,
     pub fields_present: IntCounterVec,
     pub enrichment_lookups: IntCounterVec,
+    pub enrichment_cache: IntCounterVec,
+    pub enrichment_cache_entries: IntGaugeVec,
+    pub enrichment_cache_capacity: IntGaugeVec,
+    pub enrichment_lookup_errors: IntCounterVec,
     pub source_last_seen: IntGaugeVec,
     pub consumer_lag: IntGaugeVec,
     pub latency: HistogramVec,
@@ -128,6 +133,10 @@ impl Metrics {
             fields_checked: counter(&r, "fields_checked_total", "Required/recommended OCSF attributes checked, by source, class, attribute and requirement.", &["source", "class", "attribute", "requirement"]),
             fields_present: counter(&r, "fields_present_total", "Required/recommended OCSF attributes found present; divide by fields_checked_total for the fill ratio.", &["source", "class", "attribute", "requirement"]),
             enrichment_lookups: counter(&r, "enrichment_lookups_total", "Enrichment lookups by enricher and result (hit or miss).", &["enricher", "result"]),
+            enrichment_cache: counter(&r, "enrichment_cache_lookups_total", "Lookups that reached an enricher's cache of answers (geo: public addresses), by enricher and result: hit (answered from the cache) or miss (read from the reference data; every lookup when the cache is off).", &["enricher", "result"]),
+            enrichment_cache_entries: gauge_vec(&r, "enrichment_cache_entries", "Answers an enricher's cache holds now.", &["enricher"]),
+            enrichment_cache_capacity: gauge_vec(&r, "enrichment_cache_capacity", "Answers an enricher's cache can hold (its cache_size; 0 when off).", &["enricher"]),
+            enrichment_lookup_errors: counter(&r, "enrichment_lookup_errors_total", "Reference-data records an enricher found but could not read (a corrupt or wrongly typed database): the answer went out without that database's part.", &["enricher"]),
             source_last_seen: gauge_vec(&r, "source_last_seen_timestamp_seconds", "Wall-clock time a record of this source was last processed.", &["source"]),
             consumer_lag: gauge_vec(&r, "consumer_lag_messages", "Messages between the committed position and the end of each assigned partition.", &["topic", "partition"]),
             latency: histogram(&r, "end_to_end_latency_seconds", "Broker timestamp of the input message to acknowledgement of its last output.", &["topic"], vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
@@ -223,6 +232,19 @@ impl Metrics {
             .set(now_s);
     }
 
+    /// The series of one enricher's [`EnricherStats`], made (at zero, so that alerts on them
+    /// have a series to read from the start) when the worker starts.
+    pub fn enricher(&self, name: &str) -> EnricherSeries {
+        EnricherSeries {
+            hits: self.enrichment_cache.with_label_values(&[name, "hit"]),
+            misses: self.enrichment_cache.with_label_values(&[name, "miss"]),
+            entries: self.enrichment_cache_entries.with_label_values(&[name]),
+            capacity: self.enrichment_cache_capacity.with_label_values(&[name]),
+            errors: self.enrichment_lookup_errors.with_label_values(&[name]),
+            counted: EnricherStats::default(),
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();
@@ -233,12 +255,90 @@ impl Metrics {
     }
 }
 
+/// Add to `counter` what `total` (a running count kept elsewhere) has gained since `counted`,
+/// the part of it already added; a total that went down (a restarted count) adds nothing.
+pub fn count_since(counter: &IntCounter, total: u64, counted: &mut u64) {
+    if total > *counted {
+        counter.inc_by(total - *counted);
+        *counted = total;
+    }
+}
+
+/// One enricher's series, and how much of its running counts they already hold: the enricher
+/// counts as it works (in the core, without touching a metric), and the worker passes the
+/// counts on after each batch.
+pub struct EnricherSeries {
+    hits: IntCounter,
+    misses: IntCounter,
+    entries: IntGauge,
+    capacity: IntGauge,
+    errors: IntCounter,
+    counted: EnricherStats,
+}
+
+impl EnricherSeries {
+    /// Bring the series up to `now`, the enricher's counts since it was loaded.
+    pub fn update(&mut self, now: &EnricherStats) {
+        count_since(&self.hits, now.hits, &mut self.counted.hits);
+        count_since(&self.misses, now.misses, &mut self.counted.misses);
+        count_since(
+            &self.errors,
+            now.lookup_errors,
+            &mut self.counted.lookup_errors,
+        );
+        self.entries.set(now.entries as i64);
+        self.capacity.set(now.capacity as i64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pipeline::{DeadLetter, Report};
     use crate::record::Origin;
     use crate::score::FieldFill;
+
+    #[test]
+    fn an_enricher_s_counts_reach_its_series_once() {
+        let m = Metrics::new();
+        let mut geo = m.enricher("geo");
+        assert!(
+            m.encode()
+                .contains("alertctx_enrichment_lookup_errors_total{enricher=\"geo\"} 0"),
+            "the series exist from the start"
+        );
+        let at = |hits, misses, entries, lookup_errors| EnricherStats {
+            hits,
+            misses,
+            entries,
+            capacity: 16,
+            lookup_errors,
+        };
+        geo.update(&at(5, 3, 3, 0));
+        geo.update(&at(5, 3, 3, 0));
+        geo.update(&at(9, 20, 16, 1));
+        let text = m.encode();
+        for line in [
+            "alertctx_enrichment_cache_lookups_total{enricher=\"geo\",result=\"hit\"} 9",
+            "alertctx_enrichment_cache_lookups_total{enricher=\"geo\",result=\"miss\"} 20",
+            "alertctx_enrichment_cache_entries{enricher=\"geo\"} 16",
+            "alertctx_enrichment_cache_capacity{enricher=\"geo\"} 16",
+            "alertctx_enrichment_lookup_errors_total{enricher=\"geo\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn count_since_adds_only_what_a_total_gained() {
+        let m = Metrics::new();
+        let mut counted = 0;
+        for total in [3, 3, 7, 2, 8] {
+            count_since(&m.exact_repeats, total, &mut counted);
+        }
+        assert_eq!(m.exact_repeats.get(), 8);
+        assert_eq!(counted, 8);
+    }
 
     #[test]
     fn outcomes_feed_the_counters() {

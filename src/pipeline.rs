@@ -20,7 +20,7 @@ use crate::bundle::{self, Bundle, PipelineInfo, Provenance, Quality, RefData};
 use crate::config::Config;
 use crate::decode::{self, framing::Framed, json, DecodeError, Limits, Value};
 use crate::dedup::{DedupKey, Deduper, Pending, Verdict};
-use crate::enrich::{EnrichOutput, Enricher};
+use crate::enrich::{EnrichOutput, Enricher, EnricherStats};
 use crate::exact::ExactRepeats;
 use crate::normalize::Normalizer;
 use crate::record::{Origin, RawRecord, RecordKind};
@@ -241,6 +241,14 @@ impl Pipeline {
     /// were made again). Outcomes do not depend on either; wrong guesses are work done twice.
     pub fn guesses(&self) -> (u64, u64) {
         (self.guesses, self.guesses_wrong)
+    }
+
+    /// The counts of each enricher that keeps any ([`Enricher::stats`]: geo's cache and
+    /// lookup errors), by name, in load order.
+    pub fn enricher_stats(&self) -> impl Iterator<Item = (&str, EnricherStats)> + '_ {
+        self.enrichers
+            .iter()
+            .filter_map(|e| Some((e.name(), e.stats()?)))
     }
 
     /// Duplicates folded by their bytes alone ([`crate::exact`]), since start; they are among

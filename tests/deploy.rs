@@ -14,6 +14,8 @@
 //! missing tool fails these tests; nothing is skipped.
 
 mod common;
+#[path = "common/mmdb.rs"]
+mod mmdb;
 
 use alertctx::config::Config;
 use alertctx::decode::framing::frame_message;
@@ -1287,12 +1289,16 @@ async fn prometheus_scrapes_a_worker_and_reports_what_was_sent() {
     );
     create_topics(&b, &[(&raw, 1), (&out, 2), (&dlq, 2)]).await;
     // Twice over, so repeats are folded; one partition, so the offline count sees the same order.
-    let payloads = example_payloads(2);
+    // With alerts from public addresses, which geo looks up (the examples have none).
+    let mut payloads = example_payloads(2);
+    payloads.extend(common::public_alerts().into_iter().map(String::into_bytes));
     let n = produce(&b, &raw, &payloads) as f64;
 
     let listen = free_addr();
     let mut cfg = worker_config(&b, &group, &raw, &out, &dlq, true, &listen);
-    cfg.pipeline.enrichers = Some(repo().join("enrichers"));
+    // The reference data as deployed, geo included (on test databases).
+    let reference = tempfile::tempdir().unwrap();
+    cfg.pipeline.enrichers = Some(mmdb::deployed_enrichers(reference.path()));
     cfg.quality.reference_time = "wall".into(); // the examples are old: time gaps get counted
     let k = cfg.kafka.as_mut().unwrap();
     k.topics = vec![format!("^{}-raw\\..+", regex::escape(&prefix))];

@@ -11,25 +11,8 @@ use common::*;
 use serde_json::Value;
 
 fn pipeline_with_geo(dir: &std::path::Path) -> Pipeline {
-    let defs = dir.join("enrichers");
-    std::fs::create_dir_all(defs.join("data")).unwrap();
-    mmdb::write_test_city_db(&defs.join("data/city.mmdb")).unwrap();
-    mmdb::write_test_asn_db(&defs.join("data/asn.mmdb")).unwrap();
-    for f in [
-        "assets.toml",
-        "users.toml",
-        "data/assets.csv",
-        "data/users.csv",
-    ] {
-        std::fs::copy(repo().join("enrichers").join(f), defs.join(f)).unwrap();
-    }
-    std::fs::write(
-        defs.join("geo.toml"),
-        "name = \"geo\"\nkind = \"geo\"\ncity = \"data/city.mmdb\"\nasn = \"data/asn.mmdb\"\nip_attributes = [\"src_endpoint.ip\", \"dst_endpoint.ip\"]\ncache_size = 1000\n",
-    )
-    .unwrap();
     let mut cfg = Config::default();
-    cfg.pipeline.enrichers = Some(defs);
+    cfg.pipeline.enrichers = Some(mmdb::deployed_enrichers(dir));
     cfg.quality.reference_time = "none".into();
     Pipeline::from_config(&cfg).unwrap()
 }
@@ -210,4 +193,88 @@ fn a_known_scanner_as_source_is_tagged_and_as_destination_is_not() {
         .unwrap()
         .iter()
         .any(|e| e["context"]["id"] == "AST-0009" && e["attribute"] == "dst_endpoint.ip"));
+}
+
+/// `process` prints the geo cache's counts under its summary, and they agree with the bundles
+/// it wrote: each public address a bundle names went through the cache once, a miss the first
+/// time the run saw it (and held from then on: the cache holds more than the run's addresses),
+/// a hit every time after. The deployed `geo.toml` holds 16,384 addresses.
+#[test]
+fn process_reports_the_geo_cache_and_its_counts_agree_with_the_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = mmdb::deployed_enrichers(dir.path());
+    let cfg = dir.path().join("alertctx.toml");
+    // Dedup off: every record is enriched exactly once, so the bundles account for every lookup.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[pipeline]\nenrichers = {:?}\n[quality]\nreference_time = \"none\"\n[dedup]\nenabled = false\n",
+            defs.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let records = dir.path().join("records.ndjson");
+    let generated = succeed(alertctx().args(["generate", "--count", "1500", "--seed", "11"]));
+    // The generator draws public addresses from the whole space, and repeats some records;
+    // add alerts from addresses the City database places, so that answers occur.
+    let mut input = generated.stdout.clone();
+    for line in public_alerts().iter().chain(&public_alerts()[..1]) {
+        input.extend_from_slice(line.as_bytes());
+        input.push(b'\n');
+    }
+    std::fs::write(&records, &input).unwrap();
+    let out = succeed(alertctx().args([
+        "process",
+        "--threads",
+        "1",
+        "--config",
+        cfg.to_str().unwrap(),
+        records.to_str().unwrap(),
+    ]));
+
+    // What the bundles say was looked up: per bundle, each public address once.
+    let (mut lookups, mut found) = (0u64, 0u64);
+    let mut seen = std::collections::HashSet::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let b: Value = serde_json::from_str(line).unwrap();
+        let mut public: Vec<String> = Vec::new();
+        for e in b["enrichment"].as_array().unwrap() {
+            if e["enricher"] == "geo" && e["source"] != "iana-special-purpose" {
+                public.push(e["value"].as_str().unwrap().to_string());
+                found += 1;
+            }
+        }
+        for g in b["quality"]["gaps"].as_array().unwrap() {
+            if g["code"] == "geo_unknown" {
+                public.push(g["detail"].as_str().unwrap().to_string());
+            }
+        }
+        for ip in public {
+            lookups += 1;
+            seen.insert(ip.parse::<std::net::IpAddr>().unwrap().to_canonical());
+        }
+    }
+    let distinct = seen.len() as u64;
+    assert!(
+        found >= 3 && distinct > 100,
+        "{found} found, {distinct} addresses"
+    );
+
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("enricher geo:"))
+        .unwrap_or_else(|| panic!("no geo line in the summary:\n{stderr}"));
+    assert_eq!(
+        line,
+        format!(
+            "enricher geo: {lookups} cache lookups, {} hits ({:.1}%), {distinct} of 16384 entries held; 0 lookup errors",
+            lookups - distinct,
+            100.0 * (lookups - distinct) as f64 / lookups as f64
+        )
+    );
+    assert!(
+        !stderr.contains("enricher cmdb") && !stderr.contains("enricher directory"),
+        "tables in memory keep no cache counts:\n{stderr}"
+    );
 }

@@ -8,6 +8,8 @@
 //! otherwise block the test's own deadlines and hold CI.
 
 mod common;
+#[path = "common/mmdb.rs"]
+mod mmdb;
 
 use alertctx::metrics::Metrics;
 use common::kafka::*;
@@ -29,10 +31,14 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
     );
     let b = brokers();
     let (raw, out, dlq, group) = fresh_topics(&b, PARTITIONS).await;
-    let payloads = example_payloads(3);
+    let mut payloads = example_payloads(3);
+    payloads.extend(common::public_alerts().into_iter().map(String::into_bytes));
     let n = produce(&b, &raw, &payloads) as f64;
     let listen = free_addr();
-    let cfg = worker_config(&b, &group, &raw, &out, &dlq, true, &listen);
+    let mut cfg = worker_config(&b, &group, &raw, &out, &dlq, true, &listen);
+    // The reference data as deployed, geo on test databases, so that its cache is exported.
+    let reference = tempfile::tempdir().unwrap();
+    cfg.pipeline.enrichers = Some(mmdb::deployed_enrichers(reference.path()));
     dog.stage(format!(
         "{n} inputs produced; the worker runs until it has consumed and committed them all"
     ));
@@ -183,6 +189,68 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
         ) > 1.7e9
     );
     assert!(metric_sum(&text, "alertctx_offset_commits_total", &["result=\"ok\""]) > 0.0);
+
+    // The geo cache: every public address an output bundle names went through it, and each
+    // address it holds was a miss once (16,384 entries: nothing was evicted). Alerts made again
+    // after a wrong guess of the dedup window looked up again, so the bundles show a lower
+    // bound of the lookups, not their number.
+    let (mut public, mut addresses) = (0.0, std::collections::HashSet::new());
+    for m in read_all(&b, &out, PARTITIONS) {
+        let v: serde_json::Value =
+            serde_json::from_slice(rdkafka::Message::payload(&m).unwrap()).unwrap();
+        let mut named: Vec<String> = Vec::new();
+        for e in v["enrichment"].as_array().into_iter().flatten() {
+            if e["enricher"] == "geo" && e["source"] != "iana-special-purpose" {
+                named.push(e["value"].as_str().unwrap().into());
+            }
+        }
+        for g in v["quality"]["gaps"].as_array().into_iter().flatten() {
+            if g["code"] == "geo_unknown" {
+                named.push(g["detail"].as_str().unwrap().into());
+            }
+        }
+        public += named.len() as f64;
+        addresses.extend(named);
+    }
+    let hits = metric_sum(
+        &text,
+        "alertctx_enrichment_cache_lookups_total",
+        &["enricher=\"geo\"", "result=\"hit\""],
+    );
+    let misses = metric_sum(
+        &text,
+        "alertctx_enrichment_cache_lookups_total",
+        &["enricher=\"geo\"", "result=\"miss\""],
+    );
+    assert!(
+        public >= 4.0,
+        "the four public alerts were enriched: {public}"
+    );
+    assert!(
+        hits + misses >= public && misses >= addresses.len() as f64,
+        "{hits} hits and {misses} misses for {public} lookups of {} addresses in the bundles",
+        addresses.len()
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "alertctx_enrichment_cache_entries",
+            &["enricher=\"geo\""]
+        ),
+        misses
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "alertctx_enrichment_cache_capacity",
+            &["enricher=\"geo\""]
+        ),
+        16384.0
+    );
+    assert!(
+        text.contains("alertctx_enrichment_lookup_errors_total{enricher=\"geo\"} 0"),
+        "a clean database: no lookup errors, and the series exists"
+    );
     assert!(
         text.contains(&format!(
             "alertctx_consumer_lag_messages{{partition=\"0\",topic=\"{raw}\"}}"

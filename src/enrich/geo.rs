@@ -23,13 +23,14 @@
 //! sha256 of the database files' bytes, in the order city, asn, anonymous_ip.
 //!
 //! An LRU cache keyed by IP sits in front of the databases and remembers misses as well as
-//! hits; [`GeoEnricher::cache_stats`] reports its hit and miss counts. A record that fails to
-//! decode (a corrupt database) counts as no record and in [`GeoEnricher::lookup_errors`].
+//! hits. Reserved addresses never reach it; with the cache off every lookup is a miss. A record
+//! that fails to decode (a corrupt database) counts as no record and as a lookup error. Both
+//! counts are the enricher's [`Enricher::stats`], which the worker exports as metrics.
 
 use super::definition::GeoDefinition;
 use super::{
     attribute_paths, ipclass, parse_ip, present, CompactContext, EnrichOutput, Enricher,
-    Enrichment, Miss,
+    EnricherStats, Enrichment, Miss,
 };
 use crate::path::JPath;
 use anyhow::Context;
@@ -120,17 +121,6 @@ impl GeoEnricher {
     /// The `source` written on enrichments from the databases.
     pub fn source(&self) -> &str {
         &self.source
-    }
-
-    /// Cache (hits, misses) so far. Reserved addresses never reach the cache; with the cache
-    /// disabled every lookup is a miss.
-    pub fn cache_stats(&self) -> (u64, u64) {
-        (self.hits, self.misses)
-    }
-
-    /// Records that failed to decode so far.
-    pub fn lookup_errors(&self) -> u64 {
-        self.errors
     }
 
     /// The data of a reserved address in the range `label`.
@@ -389,6 +379,16 @@ impl Enricher for GeoEnricher {
         &self.version
     }
 
+    fn stats(&self) -> Option<EnricherStats> {
+        Some(EnricherStats {
+            hits: self.hits,
+            misses: self.misses,
+            entries: self.cache.as_ref().map_or(0, LruCache::len),
+            capacity: self.cache.as_ref().map_or(0, |c| c.cap().get()),
+            lookup_errors: self.errors,
+        })
+    }
+
     fn enrich(&mut self, alert: &Value, out: &mut EnrichOutput) {
         let attributes = std::mem::take(&mut self.attributes);
         let values = present(alert, &attributes, |_, value| parse_ip(value));
@@ -424,6 +424,12 @@ impl Enricher for GeoEnricher {
 mod tests {
     use super::*;
     use crate::enrich::testutil::{definition_dir, mmdb, write};
+
+    /// The cache's (hits, misses) so far.
+    fn counts(e: &GeoEnricher) -> (u64, u64) {
+        let s = e.stats().expect("geo has a cache");
+        (s.hits, s.misses)
+    }
 
     /// A City, an ASN and an Anonymous-IP database built for the test, and a definition.
     fn fixture(extra: &str) -> (tempfile::TempDir, GeoDefinition) {
@@ -485,7 +491,7 @@ mod tests {
             found(&mut e, "::ffff:81.2.69.142")["location"]["city"],
             "London"
         );
-        assert_eq!(e.lookup_errors(), 0);
+        assert_eq!(e.stats().unwrap().lookup_errors, 0);
     }
 
     /// The `location` block a GeoIP2 City record should give, read straight from the record
@@ -620,7 +626,7 @@ mod tests {
             );
         }
         assert_eq!(
-            e.cache_stats(),
+            counts(&e),
             (0, 0),
             "reserved addresses never reach the cache"
         );
@@ -659,7 +665,7 @@ mod tests {
         let again = e.lookup(ip("81.2.69.142"));
         e.lookup(ip("8.8.8.8"));
         e.lookup(ip("8.8.8.8"));
-        assert_eq!(e.cache_stats(), (2, 2));
+        assert_eq!(counts(&e), (2, 2));
         // A hit carries the text the miss wrote, which parses to the same record.
         let (GeoLookup::Found(first), GeoLookup::Found(again)) = (first, again) else {
             panic!("81.2.69.142 is in the City test database");
@@ -670,10 +676,12 @@ mod tests {
         // Capacity 2: a third address evicts the least recently used (81.2.69.142).
         e.lookup(ip("89.160.20.112"));
         e.lookup(ip("81.2.69.142"));
-        assert_eq!(e.cache_stats(), (2, 4));
+        assert_eq!(counts(&e), (2, 4));
+        let s = e.stats().unwrap();
+        assert_eq!((s.entries, s.capacity), (2, 2), "full, one evicted");
         e.lookup(ip("::ffff:81.2.69.142"));
         assert_eq!(
-            e.cache_stats(),
+            counts(&e),
             (3, 4),
             "mapped spelling shares the IPv4 cache entry"
         );
@@ -682,7 +690,9 @@ mod tests {
         let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
         e.lookup(ip("81.2.69.142"));
         e.lookup(ip("81.2.69.142"));
-        assert_eq!(e.cache_stats(), (0, 2));
+        assert_eq!(counts(&e), (0, 2));
+        let s = e.stats().unwrap();
+        assert_eq!((s.entries, s.capacity), (0, 0), "no cache holds nothing");
     }
 
     #[test]
@@ -705,11 +715,11 @@ mod tests {
                 ("dst_endpoint.ip", RESERVED_SOURCE)
             ]
         );
-        assert_eq!(e.cache_stats(), (0, 1));
+        assert_eq!(counts(&e), (0, 1));
         let mut again = EnrichOutput::default();
         e.enrich(&alert, &mut again);
         assert_eq!(out, again);
-        assert_eq!(e.cache_stats(), (1, 1));
+        assert_eq!(counts(&e), (1, 1));
     }
 
     #[test]
@@ -787,6 +797,6 @@ mod tests {
         let mut e = GeoEnricher::open(&def, dir.path()).unwrap();
         assert_eq!(e.lookup("11.0.0.1".parse().unwrap()), GeoLookup::NotFound);
         assert_eq!(e.lookup("11.0.0.2".parse().unwrap()), GeoLookup::NotFound);
-        assert_eq!(e.lookup_errors(), 2);
+        assert_eq!(e.stats().unwrap().lookup_errors, 2);
     }
 }

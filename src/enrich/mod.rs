@@ -227,6 +227,32 @@ pub trait Enricher: Send + Sync {
     fn data_version(&self) -> &str;
     /// Append what this enricher knows about `alert` to `out`.
     fn enrich(&mut self, alert: &serde_json::Value, out: &mut EnrichOutput);
+    /// Running counts of its cache and of records it could not read, for an enricher that
+    /// has a cache of answers and reference data that can fail to read (geo); `None` for one
+    /// whose answers come from tables in memory (asset, user).
+    fn stats(&self) -> Option<EnricherStats> {
+        None
+    }
+}
+
+/// What an enricher with a cache in front of its reference data has counted since it was
+/// loaded. The worker exports it (`alertctx_enrichment_cache_lookups_total`,
+/// `alertctx_enrichment_cache_entries`, `alertctx_enrichment_cache_capacity`,
+/// `alertctx_enrichment_lookup_errors_total`) and `process` prints it under its summary, so
+/// that a cache size is chosen from a feed's hit ratio rather than guessed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnricherStats {
+    /// Lookups the cache answered.
+    pub hits: u64,
+    /// Lookups that went to the reference data (every lookup, when the cache is off).
+    pub misses: u64,
+    /// Answers held now.
+    pub entries: usize,
+    /// Answers it can hold (`cache_size`; 0 when the cache is off).
+    pub capacity: usize,
+    /// Records the reference data holds but that could not be read (a corrupt or
+    /// wrongly-typed database); each made the lookup an answer without that database's part.
+    pub lookup_errors: u64,
 }
 
 /// What loading definitions produced: the enrichers, in file-name order, and warnings about

@@ -22,7 +22,7 @@ pub mod repeats;
 
 use crate::config::{Config, KafkaConfig};
 use crate::decode::framing::{frame_message, Framed};
-use crate::metrics::Metrics;
+use crate::metrics::{count_since, Metrics};
 use crate::pipeline::{DeadLetter, Outcome, Pipeline, RecordContext, GROUP_RUN};
 use crate::record::Origin;
 use anyhow::Context as _;
@@ -271,6 +271,14 @@ pub async fn run_with(
     let (mut exact_counted, mut right_counted, mut wrong_counted) = (0, 0, 0);
     let guessed_right = metrics.dedup_guesses.with_label_values(&["right"]);
     let guessed_wrong = metrics.dedup_guesses.with_label_values(&["wrong"]);
+    let mut enricher_series: Vec<_> = pipeline
+        .enricher_stats()
+        .map(|(name, now)| {
+            let mut series = metrics.enricher(name);
+            series.update(&now);
+            series
+        })
+        .collect();
     let out_topic: Arc<str> = Arc::from(k.output_topic.as_str());
     let dlq_topic: Arc<str> = Arc::from(k.dlq_topic.as_str());
     let result: anyhow::Result<()> = loop {
@@ -344,6 +352,9 @@ pub async fn run_with(
                 let (guesses, wrong) = pipeline.guesses();
                 count_since(&guessed_right, guesses - wrong, &mut right_counted);
                 count_since(&guessed_wrong, wrong, &mut wrong_counted);
+                for (series, (_, now)) in enricher_series.iter_mut().zip(pipeline.enricher_stats()) {
+                    series.update(&now);
+                }
                 let mut all = std::mem::take(&mut outcomes).into_iter();
                 let (mut ends, mut at) = (ends.into_iter(), 0);
                 let mut mine = Vec::new();
@@ -438,14 +449,6 @@ pub async fn run_with(
     server.abort();
     tracing::info!(?stats, "worker stopped");
     result.map(|_| stats)
-}
-
-/// Add to `counter` what `total`, a count since start, has grown by since `counted`.
-fn count_since(counter: &prometheus::IntCounter, total: u64, counted: &mut u64) {
-    if total > *counted {
-        counter.inc_by(total - *counted);
-        *counted = total;
-    }
 }
 
 /// Leave the group and release the clients, waiting at most `budget`.

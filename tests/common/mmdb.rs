@@ -33,6 +33,27 @@ use std::error::Error;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
+/// A copy of the repository's `enrichers/` directory (definitions, and the example CMDB and
+/// directory under `data/`) in `dir`, with the test City and ASN databases written under the
+/// file names its `geo.toml` gives: the reference data as deployed, geo included instead of
+/// left out for want of MaxMind's files. Returns the copy's path.
+pub fn deployed_enrichers(dir: &Path) -> std::path::PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("enrichers");
+    let to = dir.join("enrichers");
+    for sub in ["", "data"] {
+        std::fs::create_dir_all(to.join(sub)).unwrap();
+        for entry in std::fs::read_dir(from.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    write_test_city_db(&to.join("data/GeoLite2-City.mmdb")).unwrap();
+    write_test_asn_db(&to.join("data/GeoLite2-ASN.mmdb")).unwrap();
+    to
+}
+
 /// Build epoch written into every test database's metadata.
 pub const BUILD_EPOCH: u64 = 1_700_000_000;
 

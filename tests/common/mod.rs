@@ -29,6 +29,23 @@ pub fn config_with_reference_time(dir: &Path, reference_time: &str) -> PathBuf {
     cfg
 }
 
+/// Suricata alerts from public addresses, one a line: two the test City database places
+/// (London and Linköping, `common/mmdb.rs`), one in no test database (8.8.8.8), and London's
+/// neighbour. The examples and fixtures use documentation and private addresses only, which
+/// geo never looks up; these make it look up.
+pub fn public_alerts() -> Vec<String> {
+    ["81.2.69.142", "89.160.20.115", "8.8.8.8", "81.2.69.143"]
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            format!(
+                "{{\"timestamp\":\"2026-03-14T09:1{i}:03Z\",\"flow_id\":{i},\"event_type\":\"alert\",\"src_ip\":\"{ip}\",\"src_port\":4431,\"dest_ip\":\"10.30.5.10\",\"dest_port\":443,\"proto\":\"TCP\",\"alert\":{{\"signature_id\":{},\"signature\":\"ET POLICY test {i}\",\"category\":\"Misc activity\",\"severity\":3}}}}",
+                2_100_000 + i
+            )
+        })
+        .collect()
+}
+
 /// Run a command to its end; its output, after checking it succeeded.
 pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
     let res = cmd.output().unwrap();
