@@ -6,6 +6,7 @@
 
 use crate::enrich::EnricherStats;
 use crate::pipeline::Outcome;
+use crate::score::FieldFill;
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -43,34 +44,126 @@ pub struct Metrics {
     pub dedup_guesses: IntCounterVec,
     pub ready: IntGauge,
     pub assigned_partitions: IntGauge,
-    /// Handles of the per-outcome series, by source and class: see [`SourceSeries`].
-    series: Mutex<FxHashMap<String, SourceSeries>>,
+    /// Handles of the per-outcome series: see [`SourceSeries`].
+    series: Mutex<Series>,
+}
+
+/// The handles [`Metrics::observe`] keeps.
+#[derive(Default)]
+struct Series {
+    /// By source.
+    sources: FxHashMap<String, SourceSeries>,
+    /// By enricher: the `hit` and `miss` series of `enrichment_lookups_total`, each made when
+    /// first needed. A handful of enrichers: a scan of their names beats hashing one.
+    lookups: Vec<(String, [Option<Count>; 2])>,
+}
+
+/// A counter series and what has been counted for it since it was last brought up to date.
+///
+/// A bundle adds to 25 to 45 series; as atomic adds to the counters themselves, those were
+/// most of what counting an outcome cost once the handles were kept. The counts wait here,
+/// behind the lock [`Metrics::observe`] takes anyway, and [`Metrics::encode`] adds them to the
+/// counters under the same lock before it reads them: a scrape sees every outcome observed
+/// before it, as when each was added at once.
+struct Count {
+    series: IntCounter,
+    unsent: u64,
+}
+
+impl Count {
+    fn new(series: IntCounter) -> Count {
+        Count { series, unsent: 0 }
+    }
+
+    fn inc(&mut self) {
+        self.unsent += 1;
+    }
+
+    fn send(&mut self) {
+        if self.unsent > 0 {
+            self.series.inc_by(self.unsent);
+            self.unsent = 0;
+        }
+    }
+}
+
+impl Series {
+    /// Add every waiting count to its counter.
+    fn send(&mut self) {
+        for (_, results) in &mut self.lookups {
+            results.iter_mut().flatten().for_each(Count::send);
+        }
+        for s in self.sources.values_mut() {
+            s.gaps.values_mut().for_each(Count::send);
+            s.findings.values_mut().for_each(Count::send);
+            for c in s.classes.values_mut() {
+                [&mut c.records, &mut c.bundles, &mut c.duplicates]
+                    .into_iter()
+                    .flatten()
+                    .for_each(Count::send);
+                for f in &mut c.fields {
+                    f.checked.send();
+                    f.present.iter_mut().for_each(Count::send);
+                }
+            }
+        }
+    }
 }
 
 /// The series one source's outcomes update, looked up by label values once instead of for
 /// every outcome. `with_label_values` hashes each label value, takes the family's lock and
-/// clones the handle; a bundle updates 20 to 40 series (one pair per required and
-/// recommended attribute checked), all of that for every record. With the handles kept,
-/// counting outcomes is about 1% of the worker's CPU (README, Performance). A handle is made
-/// when its series is first needed, exactly as `with_label_values` would make it, so the
-/// exposition is the same.
+/// clones the handle; a bundle updates 25 to 45 series (one pair per required and
+/// recommended attribute checked), all of that for every record. A handle is made when its
+/// series is first needed, exactly as `with_label_values` would make it, so the exposition is
+/// the same; the counts themselves wait in [`Count`]s until a scrape.
 #[derive(Default)]
 struct SourceSeries {
     quality: Option<Histogram>,
     last_seen: Option<IntGauge>,
-    gaps: FxHashMap<&'static str, IntCounter>,
-    findings: FxHashMap<&'static str, IntCounter>,
+    gaps: FxHashMap<&'static str, Count>,
+    findings: FxHashMap<&'static str, Count>,
     classes: FxHashMap<u32, ClassSeries>,
 }
 
 /// The series of one (source, class).
 #[derive(Default)]
 struct ClassSeries {
-    records: Option<IntCounter>,
-    bundles: Option<IntCounter>,
-    duplicates: Option<IntCounter>,
-    /// (attribute, requirement) → checked, present.
-    fields: FxHashMap<(&'static str, &'static str), (IntCounter, Option<IntCounter>)>,
+    records: Option<Count>,
+    bundles: Option<Count>,
+    duplicates: Option<Count>,
+    /// One per attribute a bundle of the class reports the fill of, in the order its checks
+    /// report them. That order is the same for every bundle of a class, so a bundle's 20 to 40
+    /// attributes are counted by position, each confirmed by its (static) name, instead of
+    /// looked up by hashing the pair of names.
+    fields: Vec<FieldSeries>,
+}
+
+/// The checked and present series of one (attribute, requirement) of a (source, class).
+struct FieldSeries {
+    attribute: &'static str,
+    requirement: &'static str,
+    checked: Count,
+    /// Made the first time the attribute is present.
+    present: Option<Count>,
+}
+
+impl FieldSeries {
+    fn is(&self, f: &FieldFill) -> bool {
+        // The names come from the class's checks: the same `&'static str` every time, so the
+        // pointers match; the text comparison is for a name spelled elsewhere.
+        (std::ptr::eq(self.attribute, f.attribute) || self.attribute == f.attribute)
+            && (std::ptr::eq(self.requirement, f.requirement) || self.requirement == f.requirement)
+    }
+}
+
+/// Where `f`'s series is in `fields`, which `f` is the `i`-th of a bundle's fill of: at `i`
+/// when the bundle reports the class's attributes in the order of the bundles before it
+/// (always, in practice), else wherever it is, else none yet.
+fn field_at(fields: &[FieldSeries], i: usize, f: &FieldFill) -> Option<usize> {
+    if fields.get(i).is_some_and(|s| s.is(f)) {
+        return Some(i);
+    }
+    fields.iter().position(|s| s.is(f))
 }
 
 /// `metric` registered with `r` (each name once); the handle is returned to update it.
@@ -168,35 +261,49 @@ impl Metrics {
                     .inc()
             }
         };
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        if !series.contains_key(source) {
-            series.insert(source.to_string(), SourceSeries::default());
+        let mut guard = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let Series { sources, lookups } = &mut *guard;
+        if !sources.contains_key(source) {
+            sources.insert(source.to_string(), SourceSeries::default());
         }
-        let s = series.get_mut(source).expect("inserted above");
+        let s = sources.get_mut(source).expect("inserted above");
         let c = s.classes.entry(class_uid).or_default();
         let class = || class_uid.to_string();
         c.records
-            .get_or_insert_with(|| self.records.with_label_values(&[source, &class()]))
+            .get_or_insert_with(|| Count::new(self.records.with_label_values(&[source, &class()])))
             .inc();
         match o {
             Outcome::Bundle { report, .. } => {
                 c.bundles
-                    .get_or_insert_with(|| self.bundles.with_label_values(&[source, &class()]))
+                    .get_or_insert_with(|| {
+                        Count::new(self.bundles.with_label_values(&[source, &class()]))
+                    })
                     .inc();
-                for f in &report.fill {
-                    let (checked, present) = c
-                        .fields
-                        .entry((f.attribute, f.requirement))
-                        .or_insert_with(|| {
-                            let labels = [source, &class(), f.attribute, f.requirement];
-                            (self.fields_checked.with_label_values(&labels), None)
+                for (i, f) in report.fill.iter().enumerate() {
+                    let labels = || {
+                        [
+                            source.to_string(),
+                            class(),
+                            f.attribute.into(),
+                            f.requirement.into(),
+                        ]
+                    };
+                    let at = field_at(&c.fields, i, f).unwrap_or_else(|| {
+                        c.fields.push(FieldSeries {
+                            attribute: f.attribute,
+                            requirement: f.requirement,
+                            checked: Count::new(self.fields_checked.with_label_values(&labels())),
+                            present: None,
                         });
-                    checked.inc();
+                        c.fields.len() - 1
+                    });
+                    let series = &mut c.fields[at];
+                    series.checked.inc();
                     if f.present {
-                        present
+                        series
+                            .present
                             .get_or_insert_with(|| {
-                                let labels = [source, &class(), f.attribute, f.requirement];
-                                self.fields_present.with_label_values(&labels)
+                                Count::new(self.fields_present.with_label_values(&labels()))
                             })
                             .inc();
                     }
@@ -207,24 +314,41 @@ impl Metrics {
                 for &g in &report.gaps {
                     s.gaps
                         .entry(g)
-                        .or_insert_with(|| self.gaps.with_label_values(&[source, g]))
+                        .or_insert_with(|| Count::new(self.gaps.with_label_values(&[source, g])))
                         .inc();
                 }
                 for &k in &report.safety_findings {
                     s.findings
                         .entry(k)
-                        .or_insert_with(|| self.safety_findings.with_label_values(&[source, k]))
+                        .or_insert_with(|| {
+                            Count::new(self.safety_findings.with_label_values(&[source, k]))
+                        })
                         .inc();
                 }
                 for (enricher, hit) in &report.lookups {
-                    self.enrichment_lookups
-                        .with_label_values(&[enricher.as_str(), if *hit { "hit" } else { "miss" }])
+                    let at = lookups
+                        .iter()
+                        .position(|(name, _)| name == enricher)
+                        .unwrap_or_else(|| {
+                            lookups.push((enricher.clone(), [None, None]));
+                            lookups.len() - 1
+                        });
+                    let result = if *hit { "hit" } else { "miss" };
+                    lookups[at].1[usize::from(!*hit)]
+                        .get_or_insert_with(|| {
+                            Count::new(
+                                self.enrichment_lookups
+                                    .with_label_values(&[enricher.as_str(), result]),
+                            )
+                        })
                         .inc();
                 }
             }
             _ => c
                 .duplicates
-                .get_or_insert_with(|| self.duplicates.with_label_values(&[source, &class()]))
+                .get_or_insert_with(|| {
+                    Count::new(self.duplicates.with_label_values(&[source, &class()]))
+                })
                 .inc(),
         }
         s.last_seen
@@ -247,6 +371,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        self.series.lock().unwrap_or_else(|e| e.into_inner()).send();
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
@@ -296,7 +421,6 @@ mod tests {
     use super::*;
     use crate::pipeline::{DeadLetter, Report};
     use crate::record::Origin;
-    use crate::score::FieldFill;
 
     #[test]
     fn an_enricher_s_counts_reach_its_series_once() {
@@ -453,5 +577,79 @@ mod tests {
         assert!(!text
             .contains("alertctx_fields_present_total{attribute=\"src_endpoint\",class=\"4001\""));
         assert!(!text.contains("alertctx_duplicates_folded_total"));
+    }
+
+    /// Fill counted by position stays right when a bundle reports a class's attributes in
+    /// another order, or more or fewer of them, than the bundles before it.
+    #[test]
+    fn fill_is_counted_by_attribute_whatever_the_order() {
+        let m = Metrics::new();
+        let fill = |names: &[(&'static str, bool)]| {
+            names
+                .iter()
+                .map(|&(attribute, present)| FieldFill {
+                    attribute,
+                    requirement: "required",
+                    present,
+                })
+                .collect::<Vec<_>>()
+        };
+        let bundle = |fill, lookups| Outcome::Bundle {
+            json: String::new(),
+            key: String::new(),
+            report: Report {
+                source: "okta".into(),
+                class_uid: 3002,
+                score: 90,
+                gaps: vec![],
+                time_ms: None,
+                lookups,
+                fill,
+                safety_findings: vec![],
+            },
+        };
+        // A name spelled at run time, not the `&'static str` of the checks: equal text counts.
+        let user: &'static str = String::from("user").leak();
+        let seen = [
+            fill(&[("time", true), ("user", true), ("status", false)]),
+            fill(&[("time", true), (user, false), ("status", true)]),
+            fill(&[("status", true), ("time", false)]),
+            fill(&[
+                ("user", true),
+                ("time", true),
+                ("status", true),
+                ("actor", true),
+            ]),
+        ];
+        let lookups = |hit| vec![("geo".to_string(), hit), ("cmdb".to_string(), true)];
+        for (i, f) in seen.into_iter().enumerate() {
+            m.observe(&bundle(f, lookups(i % 2 == 0)), 1);
+        }
+        let text = m.encode();
+        let get = |family: &str, attribute: &str| {
+            let key = format!(
+                "{family}{{attribute=\"{attribute}\",class=\"3002\",requirement=\"required\",source=\"okta\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(&key))
+                .map(|v| v.parse::<u64>().unwrap())
+        };
+        let checked = |a| get("alertctx_fields_checked_total", a);
+        let present = |a| get("alertctx_fields_present_total", a);
+        assert_eq!((checked("time"), present("time")), (Some(4), Some(3)));
+        assert_eq!((checked("user"), present("user")), (Some(3), Some(2)));
+        assert_eq!((checked("status"), present("status")), (Some(4), Some(3)));
+        assert_eq!((checked("actor"), present("actor")), (Some(1), Some(1)));
+        for line in [
+            "alertctx_enrichment_lookups_total{enricher=\"geo\",result=\"hit\"} 2",
+            "alertctx_enrichment_lookups_total{enricher=\"geo\",result=\"miss\"} 2",
+            "alertctx_enrichment_lookups_total{enricher=\"cmdb\",result=\"hit\"} 4",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(
+            !text.contains("enricher=\"cmdb\",result=\"miss\""),
+            "a series is made when first needed"
+        );
     }
 }
