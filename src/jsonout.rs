@@ -306,30 +306,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ours(v: &Json) -> String {
-        let mut out = Vec::new();
-        write_value(&mut out, v);
-        String::from_utf8(out).unwrap()
-    }
-
     #[test]
     fn every_character_escapes_as_serde_json_escapes_it() {
         // Each code point below 0x800 alone, then inside runs that span the eight-byte words.
         for c in (0u32..0x800).filter_map(char::from_u32) {
             let alone = Json::String(c.to_string());
             assert_eq!(
-                ours(&alone),
+                to_text(&alone),
                 serde_json::to_string(&alone).unwrap(),
                 "{c:?}"
             );
             for pad in 0..10 {
                 let s = format!("{}{c}{}x\u{e9}", "a".repeat(pad), "b".repeat(9 - pad));
                 let v = Json::String(s);
-                assert_eq!(ours(&v), serde_json::to_string(&v).unwrap());
+                assert_eq!(to_text(&v), serde_json::to_string(&v).unwrap());
             }
         }
         let v = Json::String("\u{2028}\u{1F600}\u{7f}\"\\\u{0}".repeat(5));
-        assert_eq!(ours(&v), serde_json::to_string(&v).unwrap());
+        assert_eq!(to_text(&v), serde_json::to_string(&v).unwrap());
     }
 
     #[test]
@@ -361,7 +355,7 @@ mod tests {
             "a": {"nested": {"k\"ey": "v\nal\tue", "": ""}},
             "m": "plain ascii text that is longer than one word",
         });
-        assert_eq!(ours(&v), serde_json::to_string(&v).unwrap());
+        assert_eq!(to_text(&v), serde_json::to_string(&v).unwrap());
     }
 
     #[test]

@@ -422,6 +422,29 @@ mod tests {
     use crate::pipeline::{DeadLetter, Report};
     use crate::record::Origin;
 
+    /// A bundle outcome with `report` (its text and key are not counted).
+    fn bundle_of(report: Report) -> Outcome {
+        Outcome::Bundle {
+            json: String::new(),
+            key: String::new(),
+            report,
+        }
+    }
+
+    /// A report of `source` and `class_uid` with no gaps, lookups, fill or findings.
+    fn report(source: &str, class_uid: u32, score: u8) -> Report {
+        Report {
+            source: source.into(),
+            class_uid,
+            score,
+            gaps: vec![],
+            time_ms: None,
+            lookups: vec![],
+            fill: vec![],
+            safety_findings: vec![],
+        }
+    }
+
     #[test]
     fn an_enricher_s_counts_reach_its_series_once() {
         let m = Metrics::new();
@@ -485,14 +508,7 @@ mod tests {
                 "instruction_override",
             ],
         };
-        m.observe(
-            &Outcome::Bundle {
-                json: String::new(),
-                key: String::new(),
-                report,
-            },
-            1000,
-        );
+        m.observe(&bundle_of(report), 1000);
         m.observe(
             &Outcome::Duplicate {
                 source: "suricata".into(),
@@ -536,23 +552,16 @@ mod tests {
     #[test]
     fn cached_series_keep_counting_and_absent_attributes_get_no_present_series() {
         let m = Metrics::new();
-        let bundle = |source: &str, class_uid, present| Outcome::Bundle {
-            json: String::new(),
-            key: String::new(),
-            report: Report {
-                source: source.into(),
-                class_uid,
-                score: 40,
+        let bundle = |source: &str, class_uid, present| {
+            bundle_of(Report {
                 gaps: vec!["required_missing", "required_missing"],
-                time_ms: None,
-                lookups: vec![],
                 fill: vec![FieldFill {
                     attribute: "src_endpoint",
                     requirement: "recommended",
                     present,
                 }],
-                safety_findings: vec![],
-            },
+                ..report(source, class_uid, 40)
+            })
         };
         for _ in 0..3 {
             m.observe(&bundle("zeek", 4001, false), 5);
@@ -594,19 +603,12 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
-        let bundle = |fill, lookups| Outcome::Bundle {
-            json: String::new(),
-            key: String::new(),
-            report: Report {
-                source: "okta".into(),
-                class_uid: 3002,
-                score: 90,
-                gaps: vec![],
-                time_ms: None,
+        let bundle = |fill, lookups| {
+            bundle_of(Report {
                 lookups,
                 fill,
-                safety_findings: vec![],
-            },
+                ..report("okta", 3002, 90)
+            })
         };
         // A name spelled at run time, not the `&'static str` of the checks: equal text counts.
         let user: &'static str = String::from("user").leak();

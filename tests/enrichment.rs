@@ -236,23 +236,10 @@ fn process_reports_the_geo_cache_and_its_counts_agree_with_the_bundles() {
     let (mut lookups, mut found) = (0u64, 0u64);
     let mut seen = std::collections::HashSet::new();
     for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let b: Value = serde_json::from_str(line).unwrap();
-        let mut public: Vec<String> = Vec::new();
-        for e in b["enrichment"].as_array().unwrap() {
-            if e["enricher"] == "geo" && e["source"] != "iana-special-purpose" {
-                public.push(e["value"].as_str().unwrap().to_string());
-                found += 1;
-            }
-        }
-        for g in b["quality"]["gaps"].as_array().unwrap() {
-            if g["code"] == "geo_unknown" {
-                public.push(g["detail"].as_str().unwrap().to_string());
-            }
-        }
-        for ip in public {
-            lookups += 1;
-            seen.insert(ip.parse::<std::net::IpAddr>().unwrap().to_canonical());
-        }
+        let (public, placed) = geo_lookups(&serde_json::from_str(line).unwrap());
+        lookups += public.len() as u64;
+        found += placed as u64;
+        seen.extend(public);
     }
     let distinct = seen.len() as u64;
     assert!(

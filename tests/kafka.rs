@@ -196,19 +196,9 @@ async fn every_message_is_accounted_for_and_metrics_report_it() {
     // bound of the lookups, not their number.
     let (mut public, mut addresses) = (0.0, std::collections::HashSet::new());
     for m in read_all(&b, &out, PARTITIONS) {
-        let v: serde_json::Value =
-            serde_json::from_slice(rdkafka::Message::payload(&m).unwrap()).unwrap();
-        let mut named: Vec<String> = Vec::new();
-        for e in v["enrichment"].as_array().into_iter().flatten() {
-            if e["enricher"] == "geo" && e["source"] != "iana-special-purpose" {
-                named.push(e["value"].as_str().unwrap().into());
-            }
-        }
-        for g in v["quality"]["gaps"].as_array().into_iter().flatten() {
-            if g["code"] == "geo_unknown" {
-                named.push(g["detail"].as_str().unwrap().into());
-            }
-        }
+        let (named, _) = common::geo_lookups(
+            &serde_json::from_slice(rdkafka::Message::payload(&m).unwrap()).unwrap(),
+        );
         public += named.len() as f64;
         addresses.extend(named);
     }

@@ -46,6 +46,34 @@ pub fn public_alerts() -> Vec<String> {
         .collect()
 }
 
+/// The public addresses a bundle shows the geo enricher looked up, each once, canonical
+/// (mapped IPv6 spelled as IPv4, as the cache keys them), and how many of them it found: the
+/// addresses of its geo enrichments that are not reserved, and of its `geo_unknown` gaps.
+pub fn geo_lookups(bundle: &serde_json::Value) -> (Vec<std::net::IpAddr>, usize) {
+    let ip = |v: &serde_json::Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<std::net::IpAddr>()
+            .unwrap()
+            .to_canonical()
+    };
+    let found: Vec<_> = bundle["enrichment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["enricher"] == "geo" && e["source"] != "iana-special-purpose")
+        .map(|e| ip(&e["value"]))
+        .collect();
+    let n = found.len();
+    let unknown = bundle["quality"]["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["code"] == "geo_unknown")
+        .map(|g| ip(&g["detail"]));
+    (found.into_iter().chain(unknown).collect(), n)
+}
+
 /// Run a command to its end; its output, after checking it succeeded.
 pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
     let res = cmd.output().unwrap();
