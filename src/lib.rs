@@ -35,6 +35,7 @@ pub mod explain;
 pub mod generate;
 pub mod http;
 pub mod jsonout;
+pub mod memo;
 pub mod metrics;
 pub mod normalize;
 pub mod ocsf;

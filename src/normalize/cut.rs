@@ -12,14 +12,29 @@
 //! anything it does not recognise keeps the regex. A test runs every recognised shape and
 //! the regex side by side over generated texts (with the bytes the shapes look for, line
 //! breaks, and non-ASCII text) and requires the same result.
+//!
+//! What the regex keeps of a text is a function of the text, and the texts repeat (user
+//! names, event names, resource names): over the 50,000 records of `--seed 1`, the regexes
+//! left ran 63,461 times on 5,817 distinct texts. Each thread keeps what the regex kept of
+//! the texts it cut last ([`crate::memo`]), as a span of the text.
 
+use crate::memo::TextMemo;
 use regex::Regex;
+use std::cell::RefCell;
 
 /// A mapping regex, and the byte search that gives what it keeps, where one does.
 #[derive(Debug)]
 pub struct Cut {
     re: Regex,
     shape: Option<Shape>,
+    /// Which cut this is, for the spans a thread keeps ([`KEPT`]).
+    id: u32,
+}
+
+thread_local! {
+    /// What the regexes kept of the texts this thread cut last: the byte span of the first
+    /// group (or of the whole match), or `None` when nothing is kept.
+    static KEPT: RefCell<TextMemo<Option<(u8, u8)>>> = RefCell::default();
 }
 
 /// The shapes, over a set of ASCII bytes `S`.
@@ -44,7 +59,11 @@ enum Shape {
 impl Cut {
     pub fn new(re: Regex) -> Cut {
         let shape = Shape::parse(re.as_str());
-        Cut { re, shape }
+        Cut {
+            re,
+            shape,
+            id: crate::memo::new_owner(),
+        }
     }
 
     /// The regex as written.
@@ -62,6 +81,22 @@ impl Cut {
     }
 
     fn by_regex<'t>(&self, s: &'t str) -> Option<&'t str> {
+        if let Some(span) = KEPT.with_borrow(|kept| kept.get(self.id, s).copied()) {
+            return span.map(|(from, to)| &s[usize::from(from)..usize::from(to)]);
+        }
+        let found = self.search(s);
+        if s.len() <= crate::memo::MAX_TEXT {
+            // A span of `s`, so within its at most MAX_TEXT (< 256) bytes.
+            let span = found.map(|f| {
+                let from = f.as_ptr() as usize - s.as_ptr() as usize;
+                (from as u8, (from + f.len()) as u8)
+            });
+            KEPT.with_borrow_mut(|kept| kept.put(self.id, s, span));
+        }
+        found
+    }
+
+    fn search<'t>(&self, s: &'t str) -> Option<&'t str> {
         let caps = self.re.captures(s)?;
         let m = caps.get(1).or_else(|| caps.get(0))?;
         (!m.as_str().is_empty()).then_some(m.as_str())
@@ -263,8 +298,53 @@ mod tests {
                 for k in 0..(state % 7) {
                     text.push_str(pieces[(state >> (8 * k + 3)) as usize % pieces.len()]);
                 }
-                assert_eq!(c.capture(&text), c.by_regex(&text), "{src} on {text:?}");
+                assert_eq!(c.capture(&text), c.search(&text), "{src} on {text:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_kept_cut_is_what_the_regex_keeps() {
+        // Regexes the shapes leave to the engine, over texts that match with a group, match
+        // without one, do not match, repeat, and are too long to keep.
+        let long = format!("CORP\\{}", "a".repeat(crate::memo::MAX_TEXT));
+        let texts = [
+            "CORP\\jdoe",
+            "jdoe@corp.example",
+            "SYSTEM",
+            "host$",
+            "",
+            "CORP\\jdoe",
+            "日本\\名前",
+            long.as_str(),
+            "SYSTEM",
+        ];
+        for src in [
+            r"^([^\\]+)\\|[^@\\]+$",
+            r"(\$)$|^(?i:SYSTEM|LOCAL SERVICE)$",
+            r"^\s*(.*\S)",
+        ] {
+            let c = cut(src);
+            assert!(c.shape.is_none(), "{src}");
+            for round in 0..2 {
+                for text in texts {
+                    assert_eq!(
+                        c.capture(text),
+                        c.search(text),
+                        "{src} on {text:?}, round {round}"
+                    );
+                }
+            }
+            let kept = |t: &str| KEPT.with_borrow(|k| k.get(c.id, t).is_some());
+            assert!(
+                kept("CORP\\jdoe") && kept("SYSTEM") && !kept(&long),
+                "{src}"
+            );
+        }
+        // Each cut's spans are its own: the same text, cut by two regexes.
+        let (domain, name) = (cut(r"^([^\\]+)\\|[^@\\]+$"), cut(r"([a-z]+)$"));
+        assert_eq!(domain.capture("CORP\\jdoe"), Some("CORP"));
+        assert_eq!(name.capture("CORP\\jdoe"), Some("jdoe"));
+        assert_eq!(domain.capture("CORP\\jdoe"), Some("CORP"));
     }
 }
