@@ -37,7 +37,8 @@
 //! - Sanitising twice changes nothing: `clean(clean(s)) == clean(s)`, and a sanitised alert
 //!   produces no removals or truncations the second time.
 //! - It never panics and costs time linear in the text; a pure-ASCII string without controls
-//!   costs one scan of its bytes plus one Aho–Corasick pass.
+//!   costs one scan of its bytes plus one Aho–Corasick pass; one the thread searched lately
+//!   costs a hash and a comparison with the text kept instead ([`crate::memo`]).
 //!
 //! # What it does not do
 //!
