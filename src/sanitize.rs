@@ -1955,7 +1955,9 @@ impl Detector {
         }
         let is_ascii = text.is_ascii();
         // Every pattern that can match ASCII needs a word separator or a markup character:
-        // single tokens (addresses, hashes, ids, names) are dismissed here.
+        // single tokens (addresses, hashes, ids, names) are dismissed here. `%`, the sign of
+        // percent-encoding that `search` looks for, is one of them, so no encoded text is
+        // dismissed (`percent_is_a_wordy_byte`).
         if is_ascii && !WORDY.any_in(text.as_bytes()) {
             return Vec::new();
         }
