@@ -130,6 +130,9 @@ pub struct Pipeline {
     /// `info` and `reference` as every bundle's provenance writes them.
     build_json: String,
     buf: Vec<u8>,
+    /// The threads of [`Pipeline::process_batch`], started at its first call with more than
+    /// one thread.
+    workers: Option<Workers>,
     /// Warnings from loading (optional reference data that was not there).
     pub warnings: Vec<String>,
 }
@@ -202,6 +205,7 @@ impl Pipeline {
             info,
             reference,
             buf: Vec::new(),
+            workers: None,
             warnings,
         })
     }
@@ -579,7 +583,7 @@ impl Pipeline {
         ctx: RecordContext,
         out: &mut Vec<Outcome>,
     ) {
-        if threads <= 1 {
+        if threads <= 1 || !self.start_workers(threads) {
             // One thread: source by source in runs of [`GROUP_RUN`] records (the outcomes
             // and their order are those of `process_framed` record by record).
             let mut ends = Vec::new();
@@ -592,9 +596,10 @@ impl Pipeline {
             return;
         }
         let this = &*self;
+        let pool = &this.workers.as_ref().expect("started above").pool;
         // Each thread takes its slice source by source too (see `process_grouped`), and gives
         // its results back in input order.
-        let prepared = par_map(batch, threads, |chunk| {
+        let prepared = par_map(batch, threads, pool, |chunk| {
             let mut buf = Vec::new();
             let mut each: Vec<Vec<Result<Prepared, DeadLetter>>> =
                 (0..chunk.len()).map(|_| Vec::new()).collect();
@@ -627,7 +632,8 @@ impl Pipeline {
             })
             .collect();
         let this = &*self;
-        out.extend(par_map(folded, threads, |chunk| {
+        let pool = &this.workers.as_ref().expect("started above").pool;
+        out.extend(par_map(folded, threads, pool, |chunk| {
             let order = by_key(&chunk, |_, f| match f {
                 Folded::Kept(k) => Some(source_key(&k.prepared)),
                 Folded::Duplicate(_) => None,
@@ -648,6 +654,23 @@ impl Pipeline {
                 })
                 .collect()
         }));
+    }
+
+    /// Have `threads` threads ready for [`Pipeline::process_batch`] (kept from an earlier
+    /// batch when there are as many). `false` when they cannot be started; the batch then
+    /// runs on the calling thread, with the same outcomes.
+    fn start_workers(&mut self, threads: usize) -> bool {
+        if self.workers.as_ref().is_some_and(|w| w.threads == threads) {
+            return true;
+        }
+        self.workers = None;
+        match Workers::new(threads) {
+            Ok(w) => self.workers = Some(w),
+            Err(e) => {
+                tracing::warn!(threads, error = %e, "could not start the core's threads; processing on one")
+            }
+        }
+        self.workers.is_some()
     }
 
     /// Stage 1, without shared state (any thread): decode, unwrap envelopes, normalize,
@@ -995,13 +1018,36 @@ pub enum Folded {
     Kept(Box<Kept>),
 }
 
-/// Split `items` into at most `threads` contiguous runs, map each on its own thread, and
+/// The threads of [`Pipeline::process_batch`], kept for as long as the pipeline.
+///
+/// Each thread keeps what it learns in thread-local memos (the sanitiser's detection, the
+/// mappings' regex cuts: [`crate::memo`]); threads started afresh for every batch began with
+/// empty ones and set up about 1.2 MiB of slots each time (+1.0% CPU over 50,000 records with
+/// two threads: benches/OPTIMISATIONS.md).
+struct Workers {
+    threads: usize,
+    pool: rayon::ThreadPool,
+}
+
+impl Workers {
+    fn new(threads: usize) -> anyhow::Result<Workers> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("alertctx-core-{i}"))
+            .build()?;
+        Ok(Workers { threads, pool })
+    }
+}
+
+/// Split `items` into at most `threads` contiguous runs, map each on a thread of `pool`, and
 /// concatenate the results in the original order.
 fn par_map<T: Send, U: Send>(
     mut items: Vec<T>,
     threads: usize,
+    pool: &rayon::ThreadPool,
     f: impl Fn(Vec<T>) -> Vec<U> + Sync,
 ) -> Vec<U> {
+    use rayon::prelude::*;
     let threads = threads.clamp(1, items.len().max(1));
     if threads == 1 {
         return f(items);
@@ -1013,17 +1059,9 @@ fn par_map<T: Send, U: Send>(
         runs.push(std::mem::replace(&mut items, rest));
     }
     runs.push(items);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .map(|run| s.spawn(move || f(run)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a pipeline thread panicked"))
-            .collect()
-    })
+    // One task a run (`with_max_len(1)`), collected in the runs' order.
+    let done: Vec<Vec<U>> = pool.install(|| runs.into_par_iter().with_max_len(1).map(&f).collect());
+    done.into_iter().flatten().collect()
 }
 
 fn read_dir_sorted(dir: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
@@ -1120,6 +1158,70 @@ mod tests {
                     assert!(wrong > 0, "no wrong guess, run {run}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn par_map_keeps_the_order_and_its_threads_from_call_to_call() {
+        use std::collections::HashSet;
+        use std::sync::Mutex;
+        let workers = Workers::new(2).unwrap();
+        let seen = Mutex::new(HashSet::new());
+        let caller = std::thread::current().id();
+        for len in [0, 1, 2, 3, 1000, 1001] {
+            let items: Vec<usize> = (0..len).collect();
+            let out = par_map(items, 2, &workers.pool, |run| {
+                // Fewer than two items are mapped on the caller's thread, unsplit.
+                let here = std::thread::current().id();
+                if len >= 2 {
+                    seen.lock().unwrap().insert(here);
+                } else {
+                    assert_eq!(here, caller, "{len} items");
+                }
+                run.into_iter().map(|i| i * 3).collect()
+            });
+            assert_eq!(
+                out,
+                (0..len).map(|i| i * 3).collect::<Vec<_>>(),
+                "{len} items"
+            );
+        }
+        // Four calls split their items (two runs each); the runs ran on the pool's two
+        // threads, not on threads of their own, and never on the caller's.
+        let seen = seen.into_inner().unwrap();
+        assert!(
+            !seen.is_empty() && seen.len() <= 2,
+            "{} threads",
+            seen.len()
+        );
+        assert!(!seen.contains(&caller));
+    }
+
+    #[test]
+    fn batches_on_kept_threads_give_what_one_thread_gives() {
+        let lines: Vec<String> = Generator::new(12).take(3000).map(|r| r.line).collect();
+        let text = lines.join("\n") + "\n{broken\n";
+        let mut cfg = Config::default();
+        cfg.quality.reference_time = "none".into();
+        let (_, expected) = one_by_one(&cfg, &text);
+        let mut p = Pipeline::from_config(&cfg).unwrap();
+        let mut framed = frame_all("gen", text.as_bytes(), p.limits()).into_iter();
+        let mut out = Vec::new();
+        // Batches of 500 on two threads, then on three: the pool is started once for each
+        // count and kept between batches.
+        for n in 0.. {
+            let batch: Vec<Framed> = framed.by_ref().take(500).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let threads = if n < 3 { 2 } else { 3 };
+            p.process_batch(batch, threads, RecordContext::default(), &mut out);
+            assert_eq!(p.workers.as_ref().map(|w| w.threads), Some(threads));
+        }
+        assert_eq!(out.len(), expected.len());
+        assert!(out.iter().any(|o| matches!(o, Outcome::DeadLetter(_))));
+        for (i, (a, b)) in expected.iter().zip(&out).enumerate() {
+            assert_eq!(render(a), render(b), "outcome {i}");
         }
     }
 
