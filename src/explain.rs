@@ -194,13 +194,13 @@ pub fn explain(bundle_text: &str, args: &ExplainArgs) -> anyhow::Result<Explanat
         .mapped
         .gaps
         .iter()
-        .map(|g| (g.code.to_string(), g.field.clone()))
+        .map(|g| (g.code.to_string(), g.field.as_deref().map(str::to_string)))
         .collect();
     let safety_gaps: Vec<(String, Option<String>)> = chosen
         .safety
         .gaps()
         .iter()
-        .map(|g| (g.code.to_string(), g.field.clone()))
+        .map(|g| (g.code.to_string(), g.field.as_deref().map(str::to_string)))
         .collect();
 
     let kept: Kept = match pipeline.fold(chosen) {

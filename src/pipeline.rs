@@ -788,9 +788,9 @@ impl Pipeline {
         let mut gaps: Vec<Gap> = std::mem::take(&mut mapped.gaps);
         gaps.extend(safety.gaps());
         if mapped.unmapped_leaves > 0 {
-            gaps.push(Gap::new(
+            gaps.push(Gap::at(
                 "fields_unmapped",
-                Some("unmapped".into()),
+                "unmapped",
                 Some(mapped.unmapped_leaves.to_string()),
             ));
         }

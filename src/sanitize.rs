@@ -327,8 +327,10 @@ pub struct Finding {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Safety {
     /// Fields of this alert that hold free text an attacker can write (paths with array
-    /// indices; `unmapped.*` stands for every string beneath `unmapped`).
-    pub untrusted: Vec<String>,
+    /// indices; `unmapped.*` stands for every string beneath `unmapped`). Shared with the
+    /// sanitiser's own labels where a path has no array index in it, rather than written out
+    /// again for every alert.
+    pub untrusted: Vec<Arc<str>>,
     pub removals: Vec<Removal>,
     pub truncations: Vec<Truncation>,
     pub findings: Vec<Finding>,
@@ -2084,7 +2086,8 @@ struct Node {
     children: FxHashMap<String, Node>,
     cap: Option<usize>,
     subtree_cap: Option<usize>,
-    untrusted: bool,
+    /// Untrusted (an exact path of the list): the path, as reported.
+    untrusted: Option<Arc<str>>,
     /// `prefix.*` untrusted: the label reported (`unmapped.*`).
     subtree_untrusted: Option<Arc<str>>,
 }
@@ -2162,6 +2165,8 @@ struct Walk {
 struct At<'p> {
     parent: Option<&'p At<'p>>,
     seg: Seg<'p>,
+    /// Whether an array index is among the segments.
+    indexed: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -2175,12 +2180,14 @@ impl<'p> At<'p> {
     const ROOT: At<'static> = At {
         parent: None,
         seg: Seg::Root,
+        indexed: false,
     };
 
     fn child<'c>(&'c self, seg: Seg<'c>) -> At<'c> {
         At {
             parent: Some(self),
             seg,
+            indexed: self.indexed || matches!(seg, Seg::Index(_)),
         }
     }
 
@@ -2256,7 +2263,7 @@ impl Sanitizer {
             .chain(cfg.untrusted.iter().map(String::as_str))
         {
             match parse_path(p)? {
-                PathRule::Exact(segs) => tree.at(&segs).untrusted = true,
+                PathRule::Exact(segs) => tree.at(&segs).untrusted = Some(Arc::from(segs.join("."))),
                 PathRule::Subtree(segs) => tree.at(&segs).subtree_untrusted = Some(Arc::from(p)),
                 PathRule::Leaf(name) => {
                     leaf_untrusted.insert(name.to_string());
@@ -2324,7 +2331,7 @@ impl Sanitizer {
     ) {
         // An untrusted attribute that holds an object or array: everything beneath it is.
         let container = || match node {
-            Some(n) if n.untrusted && inh.untrusted.is_none() => Some(Inherit {
+            Some(n) if n.untrusted.is_some() && inh.untrusted.is_none() => Some(Inherit {
                 cap: inh.cap,
                 untrusted: Some(Arc::from(at.path())),
             }),
@@ -2427,14 +2434,20 @@ impl Sanitizer {
         if s.is_empty() {
             return;
         }
-        if let Some(label) = inh.untrusted.as_deref() {
+        if let Some(label) = &inh.untrusted {
             if !w.out.untrusted.iter().any(|u| u == label) {
-                w.out.untrusted.push(label.to_string());
+                w.out.untrusted.push(label.clone());
             }
-        } else if node.is_some_and(|n| n.untrusted)
-            || (!self.leaf_untrusted.is_empty() && self.leaf_untrusted.contains(key))
-        {
-            w.out.untrusted.push(at.path());
+        } else if let Some(path) = node.and_then(|n| n.untrusted.as_ref()) {
+            // The node's own path is this string's unless an array lies on the way (the
+            // node was found key by key, the same keys `at` holds).
+            w.out.untrusted.push(if at.indexed {
+                Arc::from(at.path())
+            } else {
+                path.clone()
+            });
+        } else if !self.leaf_untrusted.is_empty() && self.leaf_untrusted.contains(key) {
+            w.out.untrusted.push(Arc::from(at.path()));
         }
         self.find(s, false, at, w);
     }
@@ -2794,7 +2807,7 @@ mod tests {
         assert_eq!(alert["process"]["cmd_line"].as_str().unwrap().len(), 8192);
         assert!(alert["unmapped"].get("ab").is_some());
         assert_eq!(
-            safety.untrusted,
+            safety.untrusted.iter().map(|u| &**u).collect::<Vec<_>>(),
             vec!["message", "process.cmd_line", "unmapped.*"]
         );
         assert_eq!(
@@ -2866,6 +2879,38 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 100);
+    }
+
+    #[test]
+    fn untrusted_paths_name_the_array_items_they_lie_in() {
+        let s = Sanitizer::new(&SafetyConfig {
+            untrusted: vec!["observables.name".into(), "device.owner.name".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let untrusted = |mut alert: Json| -> Vec<String> {
+            let safety = s.sanitize(&mut alert);
+            safety.untrusted.iter().map(|u| u.to_string()).collect()
+        };
+        let alert = json!({
+            "device": {"owner": {"name": "kim"}},
+            "observables": [{"name": "a"}, {"type": "x"}, {"name": "c"}],
+            "process": {"cmd_line": "whoami"}
+        });
+        let expected = [
+            "device.owner.name",
+            "observables.0.name",
+            "observables.2.name",
+            "process.cmd_line",
+        ];
+        assert_eq!(untrusted(alert.clone()), expected);
+        // The same paths again from the next alert (the labels without an index are shared).
+        assert_eq!(untrusted(alert), expected);
+        // An empty string is not listed.
+        assert_eq!(
+            untrusted(json!({"device": {"owner": {"name": ""}}})),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
