@@ -168,24 +168,7 @@ impl Bundle<'_> {
             .with("provenance", |out| {
                 let p = &self.provenance;
                 let mut o = ObjectWriter::new(out);
-                o.with("input", |out| {
-                    let mut o = ObjectWriter::new(out);
-                    match p.input {
-                        Origin::File { input, line } => {
-                            o.str("input", input).int("line", *line as i64);
-                        }
-                        Origin::Kafka {
-                            topic,
-                            partition,
-                            offset,
-                        } => {
-                            o.str("topic", topic)
-                                .int("partition", (*partition).into())
-                                .int("offset", *offset);
-                        }
-                    }
-                    o.end();
-                });
+                o.with("input", |out| write_origin(out, p.input));
                 if let Some(i) = p.index {
                     o.int("index", i as i64);
                 }
@@ -264,6 +247,27 @@ impl PipelineInfo {
     }
 }
 
+/// An origin as JSON, the bytes `serde_json::to_vec` gives for it (the bundle's
+/// `provenance.input`, and what its id hashes).
+pub fn write_origin(out: &mut Vec<u8>, origin: &Origin) {
+    let mut o = crate::jsonout::ObjectWriter::new(out);
+    match origin {
+        Origin::File { input, line } => {
+            o.str("input", input).uint("line", *line);
+        }
+        Origin::Kafka {
+            topic,
+            partition,
+            offset,
+        } => {
+            o.str("topic", topic)
+                .int("partition", (*partition).into())
+                .int("offset", *offset);
+        }
+    }
+    o.end();
+}
+
 /// The Kafka key for a bundle: the entity the alert is about, so one host's or user's alerts
 /// stay in order on one partition: the device, else the source endpoint, else the user.
 pub fn routing_key(alert: &Json) -> String {
@@ -288,6 +292,30 @@ pub fn routing_key(alert: &Json) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_origin_is_written_as_serde_json_writes_it() {
+        use crate::record::Origin;
+        for origin in [
+            Origin::File {
+                input: "logs/a \"b\"\t\u{e9}.json".into(),
+                line: u64::MAX,
+            },
+            Origin::File {
+                input: "-".into(),
+                line: 1,
+            },
+            Origin::Kafka {
+                topic: "raw.edr".into(),
+                partition: -1,
+                offset: i64::MIN,
+            },
+        ] {
+            let mut out = Vec::new();
+            write_origin(&mut out, &origin);
+            assert_eq!(out, serde_json::to_vec(&origin).unwrap());
+        }
+    }
 
     #[test]
     fn the_fast_writer_gives_serde_json_bytes() {

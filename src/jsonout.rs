@@ -242,6 +242,12 @@ impl<'o> ObjectWriter<'o> {
         self
     }
 
+    pub fn uint(&mut self, key: &str, n: u64) -> &mut Self {
+        let out = self.key(key);
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        self
+    }
+
     pub fn value(&mut self, key: &str, v: &Json) -> &mut Self {
         let out = self.key(key);
         write_value(out, v);

@@ -821,10 +821,17 @@ impl Pipeline {
 
         let bundle_id = {
             let mut h = Sha256::new();
-            h.update(serde_json::to_vec(&origin).unwrap_or_default());
+            let mut text = Vec::with_capacity(96);
+            bundle::write_origin(&mut text, &origin);
+            h.update(&text);
             h.update(index.unwrap_or(0).to_le_bytes());
             h.update(dedup.fingerprint.as_bytes());
-            hex::encode(&h.finalize()[..16])
+            let digest = h.finalize();
+            crate::dedup::hex16(
+                digest[..16]
+                    .try_into()
+                    .expect("a SHA-256 digest is 32 bytes"),
+            )
         };
         let b = Bundle {
             schema: bundle::SCHEMA_ID,
