@@ -1028,9 +1028,10 @@ pub enum Folded {
 /// The threads of [`Pipeline::process_batch`], kept for as long as the pipeline.
 ///
 /// Each thread keeps what it learns in thread-local memos (the sanitiser's detection, the
-/// mappings' regex cuts: [`crate::memo`]); threads started afresh for every batch began with
-/// empty ones and set up about 1.2 MiB of slots each time (+1.0% CPU over 50,000 records with
-/// two threads: benches/OPTIMISATIONS.md).
+/// mappings' regex cuts: [`crate::memo`]). Threads started afresh for every batch began with
+/// empty memos, set up about 1.2 MiB of slots again and took a new allocator heap: 0.8 s of
+/// system time over 400,000 records with two threads, against 0.3 s with the pool
+/// (benches/OPTIMISATIONS.md, eighteenth round).
 struct Workers {
     threads: usize,
     pool: rayon::ThreadPool,
