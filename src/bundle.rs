@@ -129,8 +129,8 @@ impl Bundle<'_> {
                 let d = self.dedup;
                 let mut o = ObjectWriter::new(out);
                 o.str("fingerprint", &d.fingerprint)
-                    .int("count", d.count as i64)
-                    .int("folded_since_previous", d.folded_since_previous as i64)
+                    .int("count", d.count)
+                    .int("folded_since_previous", d.folded_since_previous)
                     .int("first_seen", d.first_seen)
                     .int("last_seen", d.last_seen)
                     .int("window_ms", d.window_ms);
@@ -138,20 +138,19 @@ impl Bundle<'_> {
             })
             .with("quality", |out| {
                 let mut o = ObjectWriter::new(out);
-                o.int("score", self.quality.score.into())
-                    .with("gaps", |out| {
-                        write_array(out, self.quality.gaps, |out, g| {
-                            let mut o = ObjectWriter::new(out);
-                            o.str("code", g.code);
-                            if let Some(f) = &g.field {
-                                o.str("field", f);
-                            }
-                            if let Some(d) = &g.detail {
-                                o.str("detail", d);
-                            }
-                            o.end();
-                        })
-                    });
+                o.int("score", self.quality.score).with("gaps", |out| {
+                    write_array(out, self.quality.gaps, |out, g| {
+                        let mut o = ObjectWriter::new(out);
+                        o.str("code", g.code);
+                        if let Some(f) = &g.field {
+                            o.str("field", f);
+                        }
+                        if let Some(d) = &g.detail {
+                            o.str("detail", d);
+                        }
+                        o.end();
+                    })
+                });
                 o.end();
             })
             .with("safety", |out| {
@@ -170,7 +169,7 @@ impl Bundle<'_> {
                 let mut o = ObjectWriter::new(out);
                 o.with("input", |out| write_origin(out, p.input));
                 if let Some(i) = p.index {
-                    o.int("index", i as i64);
+                    o.int("index", i);
                 }
                 o.str("source", p.source);
                 if let Some(v) = p.mapping_version {
@@ -253,7 +252,7 @@ pub fn write_origin(out: &mut Vec<u8>, origin: &Origin) {
     let mut o = crate::jsonout::ObjectWriter::new(out);
     match origin {
         Origin::File { input, line } => {
-            o.str("input", input).uint("line", *line);
+            o.str("input", input).int("line", *line);
         }
         Origin::Kafka {
             topic,
@@ -261,7 +260,7 @@ pub fn write_origin(out: &mut Vec<u8>, origin: &Origin) {
             offset,
         } => {
             o.str("topic", topic)
-                .int("partition", (*partition).into())
+                .int("partition", *partition)
                 .int("offset", *offset);
         }
     }

@@ -236,13 +236,8 @@ impl<'o> ObjectWriter<'o> {
         self
     }
 
-    pub fn int(&mut self, key: &str, n: i64) -> &mut Self {
-        let out = self.key(key);
-        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-        self
-    }
-
-    pub fn uint(&mut self, key: &str, n: u64) -> &mut Self {
+    /// An integer of any width or sign, in decimal.
+    pub fn int(&mut self, key: &str, n: impl itoa::Integer) -> &mut Self {
         let out = self.key(key);
         out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         self

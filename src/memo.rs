@@ -73,8 +73,9 @@ impl<V: Default> TextMemo<V> {
         same.then_some(&slot.answer)
     }
 
-    /// Keep `answer` for `text` of `owner` (nothing when the text is longer than [`MAX_TEXT`]).
-    pub fn put(&mut self, owner: u32, text: &str, answer: V) {
+    /// Keep `answer()` for `text` of `owner`. A text longer than [`MAX_TEXT`] is not kept, and
+    /// its answer is not made.
+    pub fn put(&mut self, owner: u32, text: &str, answer: impl FnOnce() -> V) {
         if text.len() > MAX_TEXT {
             return;
         }
@@ -90,7 +91,7 @@ impl<V: Default> TextMemo<V> {
         slot.owner = owner;
         slot.len = text.len() as u8;
         slot.text[..text.len()].copy_from_slice(text.as_bytes());
-        slot.answer = answer;
+        slot.answer = answer();
     }
 }
 
@@ -104,7 +105,7 @@ mod tests {
         assert_ne!(a, b);
         let mut m: TextMemo<u32> = TextMemo::default();
         assert_eq!(m.get(a, "anything"), None, "empty");
-        m.put(a, "CORP\\jdoe", 1);
+        m.put(a, "CORP\\jdoe", || 1);
         assert_eq!(m.get(a, "CORP\\jdoe"), Some(&1));
         assert_eq!(m.get(b, "CORP\\jdoe"), None, "another owner");
         assert_eq!(m.get(a, "CORP\\jdo"), None, "a prefix");
@@ -114,15 +115,17 @@ mod tests {
             .map(|i| format!("text {i}"))
             .find(|t| TextMemo::<u32>::slot(a, t) == TextMemo::<u32>::slot(a, "CORP\\jdoe"))
             .expect("some text shares the slot");
-        m.put(a, &other, 2);
+        m.put(a, &other, || 2);
         assert_eq!(m.get(a, &other), Some(&2));
         assert_eq!(m.get(a, "CORP\\jdoe"), None);
         // Texts of up to MAX_TEXT bytes are kept, longer ones are not.
         let longest = "x".repeat(MAX_TEXT);
-        m.put(a, &longest, 3);
+        m.put(a, &longest, || 3);
         assert_eq!(m.get(a, &longest), Some(&3));
         let long = "x".repeat(MAX_TEXT + 1);
-        m.put(a, &long, 4);
+        m.put(a, &long, || {
+            unreachable!("a text over MAX_TEXT gets no answer made")
+        });
         assert_eq!(m.get(a, &long), None);
         assert_eq!(m.get(a, &longest), Some(&3));
     }

@@ -1966,9 +1966,10 @@ impl Detector {
         if let Some(found) = scratch.memo.get(self.id, text) {
             return found.to_vec();
         }
-        // Not kept: searched, and kept when the text is short enough.
+        // Not kept: searched, and kept when the text is short enough (only then is the
+        // answer copied into a box of its own).
         let found = self.search(text, is_ascii, scratch);
-        scratch.memo.put(self.id, text, found.as_slice().into());
+        scratch.memo.put(self.id, text, || found.as_slice().into());
         found
     }
 
@@ -2191,6 +2192,17 @@ impl<'p> At<'p> {
         }
     }
 
+    /// This place's path, for an untrusted node's `label` (the node's own path): the label
+    /// itself unless an array lies on the way. The node was found key by key from the root,
+    /// by the same keys this place holds, so without an index the two are the same text.
+    fn labelled(&self, label: &Arc<str>) -> Arc<str> {
+        if self.indexed {
+            Arc::from(self.path())
+        } else {
+            label.clone()
+        }
+    }
+
     fn path(&self) -> String {
         // Sized first, so that the writes do not grow it on the way (a path is written for
         // every untrusted leaf: the bundle lists them).
@@ -2331,9 +2343,12 @@ impl Sanitizer {
     ) {
         // An untrusted attribute that holds an object or array: everything beneath it is.
         let container = || match node {
-            Some(n) if n.untrusted.is_some() && inh.untrusted.is_none() => Some(Inherit {
+            Some(Node {
+                untrusted: Some(label),
+                ..
+            }) if inh.untrusted.is_none() => Some(Inherit {
                 cap: inh.cap,
-                untrusted: Some(Arc::from(at.path())),
+                untrusted: Some(at.labelled(label)),
             }),
             _ => None,
         };
@@ -2438,14 +2453,8 @@ impl Sanitizer {
             if !w.out.untrusted.iter().any(|u| u == label) {
                 w.out.untrusted.push(label.clone());
             }
-        } else if let Some(path) = node.and_then(|n| n.untrusted.as_ref()) {
-            // The node's own path is this string's unless an array lies on the way (the
-            // node was found key by key, the same keys `at` holds).
-            w.out.untrusted.push(if at.indexed {
-                Arc::from(at.path())
-            } else {
-                path.clone()
-            });
+        } else if let Some(label) = node.and_then(|n| n.untrusted.as_ref()) {
+            w.out.untrusted.push(at.labelled(label));
         } else if !self.leaf_untrusted.is_empty() && self.leaf_untrusted.contains(key) {
             w.out.untrusted.push(Arc::from(at.path()));
         }
@@ -2910,6 +2919,26 @@ mod tests {
         assert_eq!(
             untrusted(json!({"device": {"owner": {"name": ""}}})),
             Vec::<String>::new()
+        );
+        // An untrusted object is listed once, by its own path, for everything beneath it.
+        let s = Sanitizer::new(&SafetyConfig {
+            untrusted: vec!["actor.session".into(), "resources.labels".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let mut alert = json!({
+            "actor": {"session": {"uid": "s1", "issuer": "idp"}},
+            "resources": [{"labels": {"env": "prod"}}, {"labels": {"k": "v", "t": "w"}}]
+        });
+        let listed: Vec<String> = s
+            .sanitize(&mut alert)
+            .untrusted
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        assert_eq!(
+            listed,
+            ["actor.session", "resources.0.labels", "resources.1.labels"]
         );
     }
 

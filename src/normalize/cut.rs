@@ -85,14 +85,15 @@ impl Cut {
             return span.map(|(from, to)| &s[usize::from(from)..usize::from(to)]);
         }
         let found = self.search(s);
-        if s.len() <= crate::memo::MAX_TEXT {
-            // A span of `s`, so within its at most MAX_TEXT (< 256) bytes.
-            let span = found.map(|f| {
-                let from = f.as_ptr() as usize - s.as_ptr() as usize;
-                (from as u8, (from + f.len()) as u8)
-            });
-            KEPT.with_borrow_mut(|kept| kept.put(self.id, s, span));
-        }
+        KEPT.with_borrow_mut(|kept| {
+            // Made only for a text that is kept: a span of its at most MAX_TEXT (< 256) bytes.
+            kept.put(self.id, s, || {
+                found.map(|f| {
+                    let from = f.as_ptr() as usize - s.as_ptr() as usize;
+                    (from as u8, (from + f.len()) as u8)
+                })
+            })
+        });
         found
     }
 
