@@ -236,6 +236,14 @@ impl<'o> ObjectWriter<'o> {
         self
     }
 
+    /// A string member when there is a string; nothing otherwise.
+    pub fn str_opt(&mut self, key: &str, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.str(key, s),
+            None => self,
+        }
+    }
+
     /// An integer of any width or sign, in decimal.
     pub fn int(&mut self, key: &str, n: impl itoa::Integer) -> &mut Self {
         let out = self.key(key);

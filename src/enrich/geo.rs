@@ -32,13 +32,13 @@ use super::{
     attribute_paths, ipclass, parse_ip, present, CompactContext, EnrichOutput, Enricher,
     EnricherStats, Enrichment, Miss,
 };
+use crate::jsonout::ObjectWriter;
 use crate::path::JPath;
 use anyhow::Context;
 use lru::LruCache;
 use maxminddb::{geoip2, Reader};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -61,9 +61,11 @@ pub struct GeoEnricher {
     cache: Option<LruCache<IpAddr, Option<CompactContext>>>,
     /// The data given to reserved addresses, by range label, made once each.
     reserved: Vec<(&'static str, super::Context)>,
+    /// The `location` block of the answer being written.
+    scratch: Vec<u8>,
     hits: u64,
     misses: u64,
-    errors: u64,
+    errors: Errors,
 }
 
 /// What a lookup concluded about one IP.
@@ -112,9 +114,10 @@ impl GeoEnricher {
             anonymous,
             cache: NonZeroUsize::new(def.cache_size).map(LruCache::new),
             reserved: Vec::new(),
+            scratch: Vec::new(),
             hits: 0,
             misses: 0,
-            errors: 0,
+            errors: Errors::default(),
         })
     }
 
@@ -151,7 +154,7 @@ impl GeoEnricher {
             }
             None => {
                 self.misses += 1;
-                let record = self.query(ip).map(super::Context::new);
+                let record = self.query(ip);
                 if let Some(c) = self.cache.as_mut() {
                     c.put(ip, record.as_ref().map(CompactContext::of));
                 }
@@ -161,68 +164,73 @@ impl GeoEnricher {
         record.map_or(GeoLookup::NotFound, GeoLookup::Found)
     }
 
-    /// Ask every database; `None` when none has anything for the IP.
-    fn query(&mut self, ip: IpAddr) -> Option<Value> {
-        let mut data = Map::new();
-        if let Some(r) = &self.city {
-            match read::<CityRecord>(r, ip) {
-                Ok(Some(city)) => {
-                    let loc = location(&city);
-                    if !loc.is_empty() {
-                        data.insert("location".into(), Value::Object(loc));
-                    }
-                }
-                Ok(None) => {}
-                Err(()) => self.errors += 1,
-            }
+    /// Ask every database; `None` when none has anything for the IP. The answer is written
+    /// as its compact JSON text directly (members in key order, as the canonical text of the
+    /// value has them), not built as a `Value` first and written from that.
+    fn query(&mut self, ip: IpAddr) -> Option<super::Context> {
+        let city = self
+            .city
+            .as_ref()
+            .and_then(|r| self.errors.count(read::<CityRecord>(r, ip)));
+        let asn = self
+            .asn
+            .as_ref()
+            .and_then(|r| self.errors.count(read::<geoip2::Asn>(r, ip)));
+        let anonymous = self.anonymous.as_ref().and_then(|r| {
+            self.errors
+                .count(read::<geoip2::AnonymousIp>(r, ip).map(Some))
+        });
+        let mut location = std::mem::take(&mut self.scratch);
+        location.clear();
+        if let Some(city) = &city {
+            write_location(city, &mut location);
         }
-        if let Some(r) = &self.asn {
-            match read::<geoip2::Asn>(r, ip) {
-                Ok(Some(asn)) => {
-                    let mut a = Map::new();
-                    if let Some(n) = asn.autonomous_system_number {
-                        a.insert("number".into(), json!(n));
-                    }
-                    if let Some(org) = asn.autonomous_system_organization {
-                        a.insert("name".into(), json!(org));
-                    }
-                    if !a.is_empty() {
-                        data.insert("autonomous_system".into(), Value::Object(a));
-                    }
-                }
-                Ok(None) => {}
-                Err(()) => self.errors += 1,
-            }
-        }
-        let mut anonymous = None;
-        if let Some(r) = &self.anonymous {
-            match read::<geoip2::AnonymousIp>(r, ip) {
-                Ok(found) => anonymous = Some(found),
-                Err(()) => self.errors += 1,
-            }
-        }
+        let asn = asn.filter(|a| {
+            a.autonomous_system_number.is_some() || a.autonomous_system_organization.is_some()
+        });
         // An Anonymous-IP record is an answer on its own; its absence only qualifies others.
         let anonymous_record = matches!(anonymous, Some(Some(_)));
-        if data.is_empty() && !anonymous_record {
-            return None;
-        }
-        if let Some(found) = anonymous {
-            let flag = |f: fn(&geoip2::AnonymousIp) -> Option<bool>| {
-                found.as_ref().and_then(f).unwrap_or(false)
-            };
-            let flags: BTreeMap<&str, bool> = [
-                ("is_anonymous", flag(|a| a.is_anonymous)),
-                ("is_anonymous_vpn", flag(|a| a.is_anonymous_vpn)),
-                ("is_hosting_provider", flag(|a| a.is_hosting_provider)),
-                ("is_public_proxy", flag(|a| a.is_public_proxy)),
-                ("is_residential_proxy", flag(|a| a.is_residential_proxy)),
-                ("is_tor_exit_node", flag(|a| a.is_tor_exit_node)),
-            ]
-            .into_iter()
-            .collect();
-            data.insert("anonymous".into(), json!(flags));
-        }
-        Some(Value::Object(data))
+        let answer = (!location.is_empty() || asn.is_some() || anonymous_record).then(|| {
+            let mut text = Vec::with_capacity(location.len() + 192);
+            let mut o = ObjectWriter::new(&mut text);
+            if let Some(found) = &anonymous {
+                o.with("anonymous", |out| write_anonymous(found.as_ref(), out));
+            }
+            if let Some(a) = &asn {
+                o.with("autonomous_system", |out| {
+                    let mut o = ObjectWriter::new(out);
+                    o.str_opt("name", a.autonomous_system_organization);
+                    if let Some(n) = a.autonomous_system_number {
+                        o.int("number", n);
+                    }
+                    o.end();
+                });
+            }
+            if !location.is_empty() {
+                o.raw(
+                    "location",
+                    std::str::from_utf8(&location).expect("written as UTF-8"),
+                );
+            }
+            o.end();
+            super::Context::from_string(String::from_utf8(text).expect("written as UTF-8"))
+        });
+        self.scratch = location;
+        answer
+    }
+}
+
+/// Lookup errors, counted where a database answers.
+#[derive(Default)]
+struct Errors(u64);
+
+impl Errors {
+    /// The record of a read, or `None` when there is none or it does not decode (counted).
+    fn count<T>(&mut self, read: Result<Option<T>, ()>) -> Option<T> {
+        read.unwrap_or_else(|()| {
+            self.0 += 1;
+            None
+        })
     }
 }
 
@@ -319,51 +327,58 @@ impl Place<'_> {
     }
 }
 
-/// The OCSF-shaped `location` block of a City record (English names).
-fn location(city: &CityRecord<'_>) -> Map<String, Value> {
-    let mut loc = Map::new();
-    if let Some(name) = city.city.as_ref().and_then(Place::name) {
-        loc.insert("city".into(), json!(name));
-    }
-    if let Some(continent) = &city.continent {
-        if let Some(name) = continent.name() {
-            loc.insert("continent".into(), json!(name));
-        }
-        if let Some(code) = continent.code {
-            loc.insert("continent_code".into(), json!(code));
-        }
-    }
+/// The OCSF-shaped `location` block of a City record (English names), appended to `out` as
+/// compact JSON text, members in key order; nothing when the record has none of them.
+fn write_location(city: &CityRecord<'_>, out: &mut Vec<u8>) {
+    let start = out.len();
     let country_iso = city.country.as_ref().and_then(|c| c.iso_code);
-    if let Some(country) = &city.country {
-        if let Some(iso) = country.iso_code {
-            loc.insert("country".into(), json!(iso));
-        }
-        if let Some(name) = country.name() {
-            loc.insert("country_name".into(), json!(name));
-        }
+    let continent = city.continent.as_ref();
+    let sub = city.subdivisions.as_ref().and_then(|s| s.0.as_ref());
+    let location = city.location.as_ref();
+    let mut o = ObjectWriter::new(out);
+    if let Some(r) = location.and_then(|l| l.accuracy_radius) {
+        o.int("accuracy_radius_km", r);
     }
-    if let Some(sub) = city.subdivisions.as_ref().and_then(|s| s.0.as_ref()) {
-        if let Some(code) = sub.iso_code {
-            let region = match country_iso {
-                Some(c) => format!("{c}-{code}"),
-                None => code.to_string(),
-            };
-            loc.insert("region".into(), json!(region));
-        }
-        if let Some(name) = sub.name() {
-            loc.insert("region_name".into(), json!(name));
-        }
+    o.str_opt("city", city.city.as_ref().and_then(Place::name))
+        .str_opt("continent", continent.and_then(Place::name))
+        .str_opt("continent_code", continent.and_then(|c| c.code))
+        .str_opt("country", country_iso)
+        .str_opt("country_name", city.country.as_ref().and_then(Place::name));
+    if let Some((lat, long)) = location.and_then(|l| l.latitude.zip(l.longitude)) {
+        o.serde("lat", &lat).serde("long", &long);
     }
-    if let Some(l) = &city.location {
-        if let (Some(lat), Some(long)) = (l.latitude, l.longitude) {
-            loc.insert("lat".into(), json!(lat));
-            loc.insert("long".into(), json!(long));
-        }
-        if let Some(r) = l.accuracy_radius {
-            loc.insert("accuracy_radius_km".into(), json!(r));
-        }
+    match (sub.and_then(|s| s.iso_code), country_iso) {
+        (Some(code), Some(c)) => o.str("region", &[c, "-", code].concat()),
+        (Some(code), None) => o.str("region", code),
+        (None, _) => &mut o,
+    };
+    o.str_opt("region_name", sub.and_then(Place::name));
+    o.end();
+    if out.len() == start + 2 {
+        // `{}`: the record has no part of the block.
+        out.truncate(start);
     }
-    loc
+}
+
+/// The Anonymous-IP block: every flag, `false` where the database has no record for the IP
+/// or the record leaves the flag out (keys in order).
+fn write_anonymous(found: Option<&geoip2::AnonymousIp>, out: &mut Vec<u8>) {
+    let flag = |f: fn(&geoip2::AnonymousIp) -> Option<bool>| found.and_then(f).unwrap_or(false);
+    let flags = [
+        ("is_anonymous", flag(|a| a.is_anonymous)),
+        ("is_anonymous_vpn", flag(|a| a.is_anonymous_vpn)),
+        ("is_hosting_provider", flag(|a| a.is_hosting_provider)),
+        ("is_public_proxy", flag(|a| a.is_public_proxy)),
+        ("is_residential_proxy", flag(|a| a.is_residential_proxy)),
+        ("is_tor_exit_node", flag(|a| a.is_tor_exit_node)),
+    ];
+    let mut o = ObjectWriter::new(out);
+    for (key, set) in flags {
+        o.with(key, |out| {
+            out.extend_from_slice(if set { b"true" } else { b"false" })
+        });
+    }
+    o.end();
 }
 
 impl Enricher for GeoEnricher {
@@ -385,7 +400,7 @@ impl Enricher for GeoEnricher {
             misses: self.misses,
             entries: self.cache.as_ref().map_or(0, LruCache::len),
             capacity: self.cache.as_ref().map_or(0, |c| c.cap().get()),
-            lookup_errors: self.errors,
+            lookup_errors: self.errors.0,
         })
     }
 
@@ -443,11 +458,33 @@ mod tests {
         (dir, toml::from_str(&text).unwrap())
     }
 
+    /// The answer for `ip`, after checking that its text is the canonical text of its value
+    /// (compact, keys in order: what the bundle writer and `serde_json` write for it).
     fn found(e: &mut GeoEnricher, ip: &str) -> Value {
         match e.lookup(ip.parse().unwrap()) {
-            GeoLookup::Found(v) => v.value().clone(),
+            GeoLookup::Found(v) => {
+                let value: Value = serde_json::from_str(v.text()).unwrap();
+                assert_eq!(crate::jsonout::to_text(&value), v.text(), "{ip}");
+                assert_eq!(serde_json::to_string(&value).unwrap(), v.text(), "{ip}");
+                value
+            }
             other => panic!("{ip}: {other:?}"),
         }
+    }
+
+    /// The `location` block [`write_location`] writes for a record, after checking that its
+    /// text is canonical; `{}` for none.
+    fn location(city: &CityRecord<'_>) -> Value {
+        let mut out = Vec::new();
+        write_location(city, &mut out);
+        if out.is_empty() {
+            return json!({});
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert_ne!(text, "{}", "an empty block is left out");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&value).unwrap(), text);
+        value
     }
 
     #[test]
@@ -497,7 +534,7 @@ mod tests {
     /// The `location` block a GeoIP2 City record should give, read straight from the record
     /// as written: the oracle for [`CityRecord`]'s reading of the same record from a database.
     fn expected_location(record: &Value) -> Value {
-        let mut loc = Map::new();
+        let mut loc = serde_json::Map::new();
         let mut put = |k: &str, v: Option<&Value>| {
             if let Some(v) = v {
                 loc.insert(k.to_string(), v.clone());
@@ -544,6 +581,7 @@ mod tests {
             json!({"subdivisions": [{"iso_code": "A", "names": {"en": "First"}},
                                     {"iso_code": "B", "names": {"en": "Second"}}]}),
             json!({"location": {"latitude": 1.5, "accuracy_radius": 3}, "postal": {"code": "1"}}),
+            json!({"postal": {"code": "1"}, "location": {"time_zone": "Europe/Vienna"}}),
         ]);
         let dir = definition_dir();
         let nets: Vec<(String, Value)> = records
@@ -569,17 +607,25 @@ mod tests {
                 assert!(names.german.is_some() && names.simplified_chinese.is_some());
             }
             let ours = read::<CityRecord>(&reader, ip).unwrap().unwrap();
-            let block = Value::Object(location(&ours));
+            let block = location(&ours);
             assert_eq!(block, expected_location(record), "record {i}: {record}");
         }
-        let block = Value::Object(location(
+        let block = location(
             &read::<CityRecord>(&reader, "11.0.8.1".parse().unwrap())
                 .unwrap()
                 .unwrap(),
-        ));
+        );
         assert_eq!(block["city"], "Munich");
         assert_eq!(block["region"], "DE-BY");
         assert_eq!(block["country_name"], "Germany");
+        // A record with nothing the block shows is no answer (the database is the only one).
+        e.city = Some(reader);
+        let last = format!("11.0.{}.9", records.len() - 1);
+        assert_eq!(e.lookup(last.parse().unwrap()), GeoLookup::NotFound);
+        assert!(matches!(
+            e.lookup("11.0.8.1".parse().unwrap()),
+            GeoLookup::Found(_)
+        ));
     }
 
     #[test]

@@ -142,6 +142,14 @@ impl Context {
         }))
     }
 
+    /// The context whose compact JSON text is `text`, taken as it is (no copy).
+    pub fn from_string(text: String) -> Context {
+        Context(Arc::new(ContextInner {
+            text: text.into_boxed_str(),
+            value: OnceLock::new(),
+        }))
+    }
+
     /// The compact JSON text: what the bundle holds, byte for byte.
     pub fn text(&self) -> &str {
         &self.0.text
