@@ -11,7 +11,7 @@
 //! A tag may hold `{path}` placeholders filled from the view; a tag whose placeholder is
 //! absent is not attached.
 
-use crate::cond::{Cond, CondDef, Doc};
+use crate::cond::{Cond, CondDef, Doc, Op};
 use crate::enrich::{EnrichOutput, Entity};
 use crate::path::{CPath, TemplatePart as Part};
 use rustc_hash::FxHashMap;
@@ -51,6 +51,25 @@ struct Rule {
     tags: Vec<Template>,
     entity: Option<&'static str>,
     when: Option<Cond>,
+    /// The `class_uid` the condition requires, as text, when it requires one (an `eq` on
+    /// `class_uid` among its top-level `all`): for an alert of another class the condition is
+    /// false, and it is not evaluated. Seven of the sixteen embedded rules have one.
+    class: Option<String>,
+}
+
+/// The path of an alert's class.
+const CLASS_UID: &str = "class_uid";
+
+/// The text an `eq` on `class_uid` at the top of `when` compares with (see [`Rule::class`]).
+fn required_class(when: Option<&Cond>) -> Option<String> {
+    let conds = match when? {
+        Cond::All(cs) => cs.as_slice(),
+        c => std::slice::from_ref(c),
+    };
+    conds.iter().find_map(|c| match c {
+        Cond::Test(p, Op::Eq(v), false) if p.raw() == CLASS_UID => Some(v.clone()),
+        _ => None,
+    })
 }
 
 /// A tag as written, split at its `{path}` placeholders when the rules are loaded.
@@ -156,6 +175,7 @@ impl Tagger {
                 id: r.id,
                 tags: r.tags.iter().map(|t| Template::new(t)).collect(),
                 entity,
+                class: required_class(when.as_ref()),
                 when,
             });
         }
@@ -199,8 +219,14 @@ impl Tagger {
             slots: &self.slots,
             values: vec![Cell::new(None); self.paths.len()],
         };
+        // The alert's class as `class_uid` conditions read it (the same text): one lookup for
+        // every rule that names a class.
+        let class = alert.get(CLASS_UID).and_then(crate::cond::json_text);
         let mut out = Tagged::default();
         for rule in &self.rules {
+            if rule.class.is_some() && rule.class.as_deref() != class.as_deref() {
+                continue;
+            }
             let view = |entity| View {
                 reads: &reads,
                 derived: &derived,
@@ -410,6 +436,84 @@ when = { all = [{ field = "class_uid", eq = 3002 }, { any = [{ field = "event.ho
                 json!({"criticality": crit, "business_unit": "payments"}),
             ),
         }
+    }
+
+    #[test]
+    fn rules_for_another_class_are_passed_over_with_the_outcome_of_evaluating_them() {
+        let gated = Tagger::embedded().unwrap();
+        let classes: Vec<_> = gated
+            .rules
+            .iter()
+            .filter_map(|r| r.class.as_deref())
+            .collect();
+        assert_eq!(
+            classes,
+            ["3002", "1007", "1007", "1007", "2004", "3002", "3002"]
+        );
+        // A rule whose condition names its class anywhere but at the top of an `all` (or
+        // with `ci`) is evaluated as it is.
+        let t = Tagger::from_toml(
+            r#"
+[[rule]]
+id = "any"
+tags = ["t:any"]
+when = { any = [{ field = "class_uid", eq = 1007 }, { field = "x", eq = 1 }] }
+[[rule]]
+id = "ci"
+tags = ["t:ci"]
+when = { field = "class_uid", eq = "3002", ci = true }
+[[rule]]
+id = "alone"
+tags = ["t:alone"]
+when = { field = "class_uid", eq = 3002 }
+"#,
+        )
+        .unwrap();
+        let found: Vec<_> = t.rules.iter().map(|r| r.class.as_deref()).collect();
+        assert_eq!(found, [None, None, Some("3002")]);
+        // Every rule evaluated, as before the class was looked at: the reference.
+        let mut all = Tagger::embedded().unwrap();
+        all.rules.iter_mut().for_each(|r| r.class = None);
+        let asset = entity("crown_jewel");
+        let class_values = [
+            json!(3002),
+            json!(1007),
+            json!(2004),
+            json!(4001),
+            json!("3002"),
+            json!("1007"),
+            json!(3002.0),
+            json!(true),
+            json!(null),
+            json!([3002]),
+            json!({"a": 1}),
+        ];
+        let mut fired = 0;
+        for class in class_values.iter().map(Some).chain([None]) {
+            for (status, activity, product, file) in [
+                (2, 1, "Microsoft Windows", "powershell.exe"),
+                (1, 1, "AWS CloudTrail", "CMD.EXE"),
+                (1, 2, "Okta", "bash"),
+            ] {
+                let mut alert = json!({
+                    "status_id": status, "activity_id": activity, "time": 1700000000000u64,
+                    "metadata": {"product": {"name": product}, "event_code": "4672"},
+                    "process": {"file": {"name": file}, "cmd_line": "powershell -enc AAAA"},
+                    "finding_info": {"title": "ET SCAN nmap"},
+                });
+                if let Some(c) = class {
+                    alert["class_uid"] = c.clone();
+                }
+                let enrich = EnrichOutput {
+                    entities: vec![asset.clone()],
+                    ..Default::default()
+                };
+                let want = all.tag(&alert, &enrich);
+                assert_eq!(gated.tag(&alert, &enrich), want, "{alert}");
+                fired += want.fired.len();
+            }
+        }
+        assert!(fired > 40, "the alerts fire {fired} rules");
     }
 
     #[test]
