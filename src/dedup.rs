@@ -625,6 +625,7 @@ fn verdict_of(fp: [u8; 16], t: i64, prev: Option<Entry>, window_ms: i64) -> (Ver
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn hex16_writes_what_hex_encode_writes() {
@@ -634,7 +635,6 @@ mod tests {
         }
         assert_eq!(hex16(&[0xAB; 16]), "ab".repeat(16));
     }
-    use serde_json::json;
 
     const W: i64 = 600_000;
 

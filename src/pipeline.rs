@@ -131,8 +131,8 @@ pub struct Pipeline {
     build_json: String,
     buf: Vec<u8>,
     /// The threads of [`Pipeline::process_batch`], started at its first call with more than
-    /// one thread.
-    workers: Option<Workers>,
+    /// one thread and kept for as long as the pipeline ([`new_pool`]).
+    pool: Option<rayon::ThreadPool>,
     /// Warnings from loading (optional reference data that was not there).
     pub warnings: Vec<String>,
 }
@@ -205,7 +205,7 @@ impl Pipeline {
             info,
             reference,
             buf: Vec::new(),
-            workers: None,
+            pool: None,
             warnings,
         })
     }
@@ -583,7 +583,7 @@ impl Pipeline {
         ctx: RecordContext,
         out: &mut Vec<Outcome>,
     ) {
-        if threads <= 1 || !self.start_workers(threads) {
+        if threads <= 1 || !self.start_pool(threads) {
             // One thread: source by source in runs of [`GROUP_RUN`] records (the outcomes
             // and their order are those of `process_framed` record by record).
             let mut ends = Vec::new();
@@ -596,10 +596,10 @@ impl Pipeline {
             return;
         }
         let this = &*self;
-        let pool = &this.workers.as_ref().expect("started above").pool;
+        let pool = this.pool.as_ref().expect("started above");
         // Each thread takes its slice source by source too (see `process_grouped`), and gives
         // its results back in input order.
-        let prepared = par_map(batch, threads, pool, |chunk| {
+        let prepared = par_map(batch, pool, |chunk| {
             let mut buf = Vec::new();
             let mut each: Vec<Vec<Result<Prepared, DeadLetter>>> =
                 (0..chunk.len()).map(|_| Vec::new()).collect();
@@ -632,8 +632,8 @@ impl Pipeline {
             })
             .collect();
         let this = &*self;
-        let pool = &this.workers.as_ref().expect("started above").pool;
-        out.extend(par_map(folded, threads, pool, |chunk| {
+        let pool = this.pool.as_ref().expect("started above");
+        out.extend(par_map(folded, pool, |chunk| {
             let order = by_key(&chunk, |_, f| match f {
                 Folded::Kept(k) => Some(source_key(&k.prepared)),
                 Folded::Duplicate(_) => None,
@@ -659,18 +659,22 @@ impl Pipeline {
     /// Have `threads` threads ready for [`Pipeline::process_batch`] (kept from an earlier
     /// batch when there are as many). `false` when they cannot be started; the batch then
     /// runs on the calling thread, with the same outcomes.
-    fn start_workers(&mut self, threads: usize) -> bool {
-        if self.workers.as_ref().is_some_and(|w| w.threads == threads) {
+    fn start_pool(&mut self, threads: usize) -> bool {
+        if self
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.current_num_threads() == threads)
+        {
             return true;
         }
-        self.workers = None;
-        match Workers::new(threads) {
-            Ok(w) => self.workers = Some(w),
+        self.pool = None;
+        match new_pool(threads) {
+            Ok(p) => self.pool = Some(p),
             Err(e) => {
                 tracing::warn!(threads, error = %e, "could not start the core's threads; processing on one")
             }
         }
-        self.workers.is_some()
+        self.pool.is_some()
     }
 
     /// Stage 1, without shared state (any thread): decode, unwrap envelopes, normalize,
@@ -1032,31 +1036,22 @@ pub enum Folded {
 /// empty memos, set up about 1.2 MiB of slots again and took a new allocator heap: 0.8 s of
 /// system time over 400,000 records with two threads, against 0.3 s with the pool
 /// (benches/OPTIMISATIONS.md, eighteenth round).
-struct Workers {
-    threads: usize,
-    pool: rayon::ThreadPool,
+fn new_pool(threads: usize) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("alertctx-core-{i}"))
+        .build()
 }
 
-impl Workers {
-    fn new(threads: usize) -> anyhow::Result<Workers> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("alertctx-core-{i}"))
-            .build()?;
-        Ok(Workers { threads, pool })
-    }
-}
-
-/// Split `items` into at most `threads` contiguous runs, map each on a thread of `pool`, and
-/// concatenate the results in the original order.
+/// Split `items` into at most as many contiguous runs as `pool` has threads, map each on a
+/// thread of `pool`, and concatenate the results in the original order.
 fn par_map<T: Send, U: Send>(
     mut items: Vec<T>,
-    threads: usize,
     pool: &rayon::ThreadPool,
     f: impl Fn(Vec<T>) -> Vec<U> + Sync,
 ) -> Vec<U> {
     use rayon::prelude::*;
-    let threads = threads.clamp(1, items.len().max(1));
+    let threads = pool.current_num_threads().clamp(1, items.len().max(1));
     if threads == 1 {
         return f(items);
     }
@@ -1173,12 +1168,12 @@ mod tests {
     fn par_map_keeps_the_order_and_its_threads_from_call_to_call() {
         use std::collections::HashSet;
         use std::sync::Mutex;
-        let workers = Workers::new(2).unwrap();
+        let pool = new_pool(2).unwrap();
         let seen = Mutex::new(HashSet::new());
         let caller = std::thread::current().id();
         for len in [0, 1, 2, 3, 1000, 1001] {
             let items: Vec<usize> = (0..len).collect();
-            let out = par_map(items, 2, &workers.pool, |run| {
+            let out = par_map(items, &pool, |run| {
                 // Fewer than two items are mapped on the caller's thread, unsplit.
                 let here = std::thread::current().id();
                 if len >= 2 {
@@ -1224,7 +1219,10 @@ mod tests {
             }
             let threads = if n < 3 { 2 } else { 3 };
             p.process_batch(batch, threads, RecordContext::default(), &mut out);
-            assert_eq!(p.workers.as_ref().map(|w| w.threads), Some(threads));
+            assert_eq!(
+                p.pool.as_ref().map(rayon::ThreadPool::current_num_threads),
+                Some(threads)
+            );
         }
         assert_eq!(out.len(), expected.len());
         assert!(out.iter().any(|o| matches!(o, Outcome::DeadLetter(_))));

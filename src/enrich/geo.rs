@@ -347,11 +347,12 @@ fn write_location(city: &CityRecord<'_>, out: &mut Vec<u8>) {
     if let Some((lat, long)) = location.and_then(|l| l.latitude.zip(l.longitude)) {
         o.serde("lat", &lat).serde("long", &long);
     }
-    match (sub.and_then(|s| s.iso_code), country_iso) {
-        (Some(code), Some(c)) => o.str("region", &[c, "-", code].concat()),
-        (Some(code), None) => o.str("region", code),
-        (None, _) => &mut o,
-    };
+    if let Some(code) = sub.and_then(|s| s.iso_code) {
+        match country_iso {
+            Some(c) => o.str("region", &[c, "-", code].concat()),
+            None => o.str("region", code),
+        };
+    }
     o.str_opt("region_name", sub.and_then(Place::name));
     o.end();
     if out.len() == start + 2 {
@@ -374,9 +375,7 @@ fn write_anonymous(found: Option<&geoip2::AnonymousIp>, out: &mut Vec<u8>) {
     ];
     let mut o = ObjectWriter::new(out);
     for (key, set) in flags {
-        o.with(key, |out| {
-            out.extend_from_slice(if set { b"true" } else { b"false" })
-        });
+        o.raw(key, if set { "true" } else { "false" });
     }
     o.end();
 }
