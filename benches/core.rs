@@ -151,7 +151,7 @@ fn bench_stages(c: &mut Criterion) {
             b.iter(|| {
                 for (a, _, _) in &alerts {
                     let mut out = EnrichOutput::default();
-                    e.enrich(a, &mut out);
+                    e.enrich(&alertctx::path::AlertView::new(a), &mut out);
                     black_box(out);
                 }
             })
@@ -174,7 +174,7 @@ fn bench_stages(c: &mut Criterion) {
             |e| {
                 for (a, _, _) in alerts.iter().take(2000) {
                     let mut out = EnrichOutput::default();
-                    e.enrich(a, &mut out);
+                    e.enrich(&alertctx::path::AlertView::new(a), &mut out);
                     black_box(out);
                 }
             },

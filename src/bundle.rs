@@ -282,8 +282,9 @@ pub fn routing_key(alert: &Json) -> String {
         ]
         .map(crate::path::JPath::new)
     });
+    let view = crate::path::AlertView::new(alert);
     KEYS.iter()
-        .find_map(|k| k.text(alert))
+        .find_map(|k| k.text_in(&view))
         .map_or_else(String::new, |v| v.to_lowercase())
 }
 

@@ -235,7 +235,10 @@ fn fingerprint_compiled(
     fields: &[JPath],
     buf: &mut Vec<u8>,
 ) -> [u8; 16] {
-    let values = fields.iter().map(|f| f.get(alert));
+    // Key fields share first segments (`user.name`, `user.uid`, `user.domain`): a view looks
+    // each up once.
+    let view = crate::path::AlertView::new(alert);
+    let values = fields.iter().map(|f| f.get_in(&view));
     digest(alert, class_uid, source, values, buf)
 }
 

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::cell::Cell;
 
 /// Read the value at a dotted path. Numeric segments index arrays.
 pub fn get<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
@@ -56,6 +57,8 @@ pub fn holds_value(found: Option<&Value>) -> bool {
 pub struct JPath {
     raw: String,
     steps: Box<[JStep]>,
+    /// The first segment's [`top_id`], for [`JPath::get_in`].
+    top_id: u32,
 }
 
 /// One segment of a [`JPath`]: the key it names in an object and, when it is a number, the
@@ -68,7 +71,7 @@ struct JStep {
 
 impl JPath {
     pub fn new(raw: &str) -> JPath {
-        let steps = raw
+        let steps: Box<[JStep]> = raw
             .split('.')
             .map(|s| JStep {
                 key: s.into(),
@@ -77,6 +80,7 @@ impl JPath {
             .collect();
         JPath {
             raw: raw.to_string(),
+            top_id: top_id(&steps[0].key),
             steps,
         }
     }
@@ -88,15 +92,14 @@ impl JPath {
 
     /// [`get`] with the compiled path: the same value for the same path.
     pub fn get<'v>(&self, value: &'v Value) -> Option<&'v Value> {
-        let mut cur = value;
-        for step in self.steps.iter() {
-            cur = match cur {
-                Value::Object(map) => map.get(&*step.key)?,
-                Value::Array(items) => items.get(step.index?)?,
-                _ => return None,
-            };
-        }
-        Some(cur)
+        walk(value, &self.steps)
+    }
+
+    /// [`get`](JPath::get) in an alert read through a view: the same value, with the first
+    /// segment looked up once a view.
+    pub fn get_in<'v>(&self, alert: &AlertView<'v>) -> Option<&'v Value> {
+        let (first, rest) = self.steps.split_first()?;
+        walk(alert.top(self.top_id, first)?, rest)
     }
 
     /// [`is_present`] with the compiled path.
@@ -108,6 +111,86 @@ impl JPath {
     /// a present, non-empty scalar.
     pub fn text<'v>(&self, value: &'v Value) -> Option<Cow<'v, str>> {
         self.get(value).and_then(scalar_text)
+    }
+
+    /// [`text`](JPath::text) through a view of the alert.
+    pub fn text_in<'v>(&self, alert: &AlertView<'v>) -> Option<Cow<'v, str>> {
+        self.get_in(alert).and_then(scalar_text)
+    }
+}
+
+/// Follow `steps` down from `cur`.
+fn walk<'v>(mut cur: &'v Value, steps: &[JStep]) -> Option<&'v Value> {
+    for step in steps {
+        cur = match cur {
+            Value::Object(map) => map.get(&*step.key)?,
+            Value::Array(items) => items.get(step.index?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// The id of a compiled path's first segment: the same for the same text, in the whole
+/// process. Paths are compiled when a configuration is loaded, so the table holds the few
+/// dozen first segments of its attributes.
+fn top_id(key: &str) -> u32 {
+    use std::sync::{Mutex, PoisonError};
+    static IDS: Mutex<Vec<Box<str>>> = Mutex::new(Vec::new());
+    let mut ids = IDS.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = match ids.iter().position(|k| **k == *key) {
+        Some(at) => at,
+        None => {
+            ids.push(key.into());
+            ids.len() - 1
+        }
+    };
+    u32::try_from(at).expect("fewer than 2^32 path segments")
+}
+
+/// A normalized alert read by many compiled paths ([`JPath::get_in`]), which keeps what it
+/// found at each first segment: the enrichers read fifteen paths of an alert with the
+/// embedded definitions, under five first segments (`src_endpoint`, `dst_endpoint`,
+/// `device`, `user`, `actor`), and in the alert's map (a B-tree of about twenty members)
+/// each lookup is a search of key comparisons, most of them for a member that is not there.
+/// A view answers a first segment it has looked up before by comparing a few integers.
+pub struct AlertView<'v> {
+    root: &'v Value,
+    /// How many of `tops` are filled.
+    len: Cell<usize>,
+    /// (first segment's id, what the alert holds there).
+    tops: [Cell<(u32, Option<&'v Value>)>; VIEW_TOPS],
+}
+
+/// First segments a view keeps; beyond them it looks up again.
+const VIEW_TOPS: usize = 12;
+
+impl<'v> AlertView<'v> {
+    pub fn new(alert: &'v Value) -> AlertView<'v> {
+        AlertView {
+            root: alert,
+            len: Cell::new(0),
+            tops: std::array::from_fn(|_| Cell::new((u32::MAX, None))),
+        }
+    }
+
+    /// The alert itself.
+    pub fn value(&self) -> &'v Value {
+        self.root
+    }
+
+    /// What the alert holds at a path's first segment, `step`, whose id is `id`.
+    fn top(&self, id: u32, step: &JStep) -> Option<&'v Value> {
+        let len = self.len.get();
+        if let Some(kept) = self.tops[..len].iter().find(|t| t.get().0 == id) {
+            return kept.get().1;
+        }
+        let found = walk(self.root, std::slice::from_ref(step));
+        if len < VIEW_TOPS {
+            self.tops[len].set((id, found));
+            self.len.set(len + 1);
+        }
+        found
     }
 }
 
@@ -511,6 +594,39 @@ mod tests {
                 "text {p:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_view_reads_what_get_reads_in_any_order_and_past_what_it_keeps() {
+        let v = sample();
+        let paths: Vec<JPath> = PATHS.iter().map(|p| JPath::new(p)).collect();
+        // Each path twice, forwards and backwards, through one view: the second reading of a
+        // first segment comes from what the view kept, found or absent.
+        let view = AlertView::new(&v);
+        for p in paths.iter().chain(paths.iter().rev()) {
+            assert_eq!(p.get_in(&view), p.get(&v), "{:?}", p.raw());
+            assert_eq!(p.text_in(&view), p.text(&v), "{:?}", p.raw());
+        }
+        // More first segments than a view keeps: the ones past it are looked up each time.
+        let wide: Value = (0..VIEW_TOPS + 5)
+            .map(|i| (format!("k{i}"), serde_json::json!({ "v": i })))
+            .collect::<Map<_, _>>()
+            .into();
+        let view = AlertView::new(&wide);
+        for round in 0..2 {
+            for i in (0..VIEW_TOPS + 6).rev() {
+                let p = JPath::new(&format!("k{i}.v"));
+                let want = (i < VIEW_TOPS + 5).then(|| serde_json::json!(i));
+                assert_eq!(p.get_in(&view).cloned(), want, "k{i}, round {round}");
+            }
+        }
+        // The alert itself when it is not an object.
+        let list = serde_json::json!([{"a": 1}]);
+        assert_eq!(
+            JPath::new("0.a").get_in(&AlertView::new(&list)),
+            Some(&serde_json::json!(1))
+        );
+        assert_eq!(AlertView::new(&list).value(), &list);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::dedup::{DedupKey, Deduper, Pending, Verdict};
 use crate::enrich::{EnrichOutput, Enricher, EnricherStats};
 use crate::exact::ExactRepeats;
 use crate::normalize::Normalizer;
+use crate::path::AlertView;
 use crate::record::{Origin, RawRecord, RecordKind};
 use crate::sanitize::Sanitizer;
 use crate::score::{self, Gap, Scorer};
@@ -756,8 +757,11 @@ impl Pipeline {
             Verdict::First(info) => info,
         };
         let mut enrich = EnrichOutput::default();
-        for e in &mut self.enrichers {
-            e.enrich(&p.alert, &mut enrich);
+        if !self.enrichers.is_empty() {
+            let alert = AlertView::new(&p.alert);
+            for e in &mut self.enrichers {
+                e.enrich(&alert, &mut enrich);
+            }
         }
         Folded::Kept(Box::new(Kept {
             prepared: p,

@@ -26,7 +26,7 @@ use super::definition::AssetDefinition;
 use super::keyindex::KeyIndex;
 use super::table::{for_each_row, row_error, split_list, Claims, Row};
 use super::{attribute_paths, ipclass, parse_ip, present, EnrichOutput, Enricher, Entity, Miss};
-use crate::path::JPath;
+use crate::path::{AlertView, JPath};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 use rustc_hash::FxHashMap;
@@ -327,7 +327,7 @@ impl Enricher for AssetEnricher {
         &self.version
     }
 
-    fn enrich(&mut self, alert: &Value, out: &mut EnrichOutput) {
+    fn enrich(&mut self, alert: &AlertView<'_>, out: &mut EnrichOutput) {
         let ip_attrs = &self.ip_attributes;
         let attrs = self.ip_attributes.iter().chain(self.host_attributes.iter());
         // IP attributes take IPs only; host attributes take names or IPs. One lookup per
@@ -470,7 +470,7 @@ A-10,,mail.dmz.example.com,192.0.2.25,,it,it,high,prod,,
             "device": {"ip": "10.30.5.7", "hostname": "www.example.net"},
         });
         let mut out = EnrichOutput::default();
-        e.enrich(&alert, &mut out);
+        e.enrich(&AlertView::new(&alert), &mut out);
         let got: Vec<(&str, &str, &str)> = out
             .entities
             .iter()
@@ -503,7 +503,7 @@ A-10,,mail.dmz.example.com,192.0.2.25,,it,it,high,prod,,
         );
 
         let mut again = EnrichOutput::default();
-        e.enrich(&alert, &mut again);
+        e.enrich(&AlertView::new(&alert), &mut again);
         assert_eq!(out, again);
     }
 
@@ -516,7 +516,7 @@ A-10,,mail.dmz.example.com,192.0.2.25,,it,it,high,prod,,
             "device": {"ip": "garbage"},
         });
         let mut out = EnrichOutput::default();
-        e.enrich(&alert, &mut out);
+        e.enrich(&AlertView::new(&alert), &mut out);
         assert!(out.entities.is_empty());
         let misses: Vec<&str> = out.misses.iter().map(|x| x.attribute.as_str()).collect();
         assert_eq!(

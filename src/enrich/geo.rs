@@ -33,11 +33,11 @@ use super::{
     EnricherStats, Enrichment, Miss,
 };
 use crate::jsonout::ObjectWriter;
-use crate::path::JPath;
+use crate::path::{AlertView, JPath};
 use anyhow::Context;
 use lru::LruCache;
 use maxminddb::{geoip2, Reader};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
@@ -403,7 +403,7 @@ impl Enricher for GeoEnricher {
         })
     }
 
-    fn enrich(&mut self, alert: &Value, out: &mut EnrichOutput) {
+    fn enrich(&mut self, alert: &AlertView<'_>, out: &mut EnrichOutput) {
         let attributes = std::mem::take(&mut self.attributes);
         let values = present(alert, &attributes, |_, value| parse_ip(value));
         for p in values {
@@ -438,6 +438,7 @@ impl Enricher for GeoEnricher {
 mod tests {
     use super::*;
     use crate::enrich::testutil::{definition_dir, mmdb, write};
+    use serde_json::Value;
 
     /// The cache's (hits, misses) so far.
     fn counts(e: &GeoEnricher) -> (u64, u64) {
@@ -637,7 +638,10 @@ mod tests {
             GeoLookup::NotFound
         );
         let mut out = EnrichOutput::default();
-        e.enrich(&json!({"src_endpoint": {"ip": "8.8.8.8"}}), &mut out);
+        e.enrich(
+            &AlertView::new(&json!({"src_endpoint": {"ip": "8.8.8.8"}})),
+            &mut out,
+        );
         assert_eq!(
             out.misses,
             vec![Miss {
@@ -677,7 +681,7 @@ mod tests {
         );
 
         let mut out = EnrichOutput::default();
-        e.enrich(&json!({"src_endpoint": {"ip": "10.20.14.77"}, "dst_endpoint": {"ip": "::ffff:10.0.0.1"}}), &mut out);
+        e.enrich(&AlertView::new(&json!({"src_endpoint": {"ip": "10.20.14.77"}, "dst_endpoint": {"ip": "::ffff:10.0.0.1"}})), &mut out);
         assert_eq!(out.enrichment.len(), 2);
         assert_eq!(out.enrichment[0].source, RESERVED_SOURCE);
         assert_eq!(
@@ -693,7 +697,10 @@ mod tests {
             out.enrichment[1].data.value()
         ));
         let mut out = EnrichOutput::default();
-        e.enrich(&json!({"src_endpoint": {"ip": "127.0.0.1"}}), &mut out);
+        e.enrich(
+            &AlertView::new(&json!({"src_endpoint": {"ip": "127.0.0.1"}})),
+            &mut out,
+        );
         assert_eq!(
             *out.enrichment[0].data,
             json!({"internal": true, "range": "loopback"})
@@ -747,7 +754,7 @@ mod tests {
         let alert = json!({"device": {"ip": "81.2.69.142"}, "dst_endpoint": {"ip": "10.1.1.1"},
                            "src_endpoint": {"ip": "81.2.69.142"}, "unmapped": {"ip": "1.1.1.1"}});
         let mut out = EnrichOutput::default();
-        e.enrich(&alert, &mut out);
+        e.enrich(&AlertView::new(&alert), &mut out);
         let got: Vec<(&str, &str)> = out
             .enrichment
             .iter()
@@ -762,7 +769,7 @@ mod tests {
         );
         assert_eq!(counts(&e), (0, 1));
         let mut again = EnrichOutput::default();
-        e.enrich(&alert, &mut again);
+        e.enrich(&AlertView::new(&alert), &mut again);
         assert_eq!(out, again);
         assert_eq!(counts(&e), (1, 1));
     }

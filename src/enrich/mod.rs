@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use crate::path::JPath;
+use crate::path::{AlertView, JPath};
 
 pub use definition::Definition;
 
@@ -233,8 +233,9 @@ pub trait Enricher: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Version of the reference data for provenance, e.g. `sha256:<hex of the file(s)>`.
     fn data_version(&self) -> &str;
-    /// Append what this enricher knows about `alert` to `out`.
-    fn enrich(&mut self, alert: &serde_json::Value, out: &mut EnrichOutput);
+    /// Append what this enricher knows about `alert` to `out`, reading the alert through the
+    /// view (`JPath::get_in`, `present`), which every enricher of the alert shares.
+    fn enrich(&mut self, alert: &AlertView<'_>, out: &mut EnrichOutput);
     /// Running counts of its cache and of records it could not read, for an enricher that
     /// has a cache of answers and reference data that can fail to read (geo); `None` for one
     /// whose answers come from tables in memory (asset, user).
@@ -334,14 +335,14 @@ pub fn load_definition(path: &Path) -> anyhow::Result<Loaded> {
 /// whose key is `None` (a value the enricher cannot use). The key goes with the value, so
 /// that what the key took to compute (an address parsed, a name folded) is done once.
 pub(crate) fn present<'a, 'v, K: PartialEq>(
-    alert: &'v serde_json::Value,
+    alert: &AlertView<'v>,
     attributes: impl IntoIterator<Item = &'a JPath>,
     mut key: impl FnMut(&str, &str) -> Option<K>,
 ) -> Vec<Present<'a, 'v, K>> {
     // An enricher reads a handful of attributes: a scan of what is kept beats a set.
     let mut out: Vec<Present<'a, 'v, K>> = Vec::new();
     for attr in attributes {
-        if let Some(value) = attr.text(alert) {
+        if let Some(value) = attr.text_in(alert) {
             if let Some(k) = key(attr.raw(), &value) {
                 if !out.iter().any(|p| p.key == k) {
                     out.push(Present {
@@ -586,7 +587,7 @@ mod tests {
         });
         let mut out = EnrichOutput::default();
         for e in &mut loaded.enrichers {
-            e.enrich(&alert, &mut out);
+            e.enrich(&AlertView::new(&alert), &mut out);
         }
         let got: Vec<(&str, &str, &str)> = out
             .entities
@@ -623,10 +624,11 @@ mod tests {
         let attrs = attribute_paths(&strings(&[
             "d.ip", "a.ip", "c.ip", "b.ip", "x.ip", "a.ip", "e.ip",
         ]));
-        let got: Vec<(&str, String)> = present(&alert, &attrs, |_, v| Some(v.to_string()))
-            .into_iter()
-            .map(|p| (p.attribute, p.value.into_owned()))
-            .collect();
+        let got: Vec<(&str, String)> =
+            present(&AlertView::new(&alert), &attrs, |_, v| Some(v.to_string()))
+                .into_iter()
+                .map(|p| (p.attribute, p.value.into_owned()))
+                .collect();
         assert_eq!(
             got,
             vec![
@@ -636,7 +638,7 @@ mod tests {
             ]
         );
         // A key of `None` leaves the attribute out; keys, not values, decide repeats.
-        let got = present(&alert, &attrs, |attr, v| {
+        let got = present(&AlertView::new(&alert), &attrs, |attr, v| {
             (attr != "d.ip").then_some(v.len() > 4)
         });
         let kept: Vec<&str> = got.iter().map(|p| p.attribute).collect();

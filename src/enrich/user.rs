@@ -32,7 +32,7 @@ use super::definition::UserDefinition;
 use super::keyindex::KeyIndex;
 use super::table::{for_each_row, row_error, split_list, Claims, Row};
 use super::{attribute_paths, present, EnrichOutput, Enricher, Entity, Miss};
-use crate::path::JPath;
+use crate::path::{AlertView, JPath};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -397,12 +397,12 @@ impl Enricher for UserEnricher {
         &self.version
     }
 
-    fn enrich(&mut self, alert: &Value, out: &mut EnrichOutput) {
+    fn enrich(&mut self, alert: &AlertView<'_>, out: &mut EnrichOutput) {
         let domain_of = |attr: &str| {
             self.domain_attributes
                 .iter()
                 .find(|(a, _)| a == attr)
-                .and_then(|(_, d)| d.text(alert))
+                .and_then(|(_, d)| d.text_in(alert))
         };
         // Once per distinct (domain-qualified, case-folded) user per event.
         let values = present(alert, &self.attributes, |attr, value| {
@@ -641,7 +641,7 @@ u-3001,okta-only,,kim@example.com,,Kim,HR,,,,,,
             "actor": {"user": {"name": "CORP\\JDOE", "uid": "SYSTEM", "email_addr": "x@gmail.example"}},
         });
         let mut out = EnrichOutput::default();
-        e.enrich(&alert, &mut out);
+        e.enrich(&AlertView::new(&alert), &mut out);
         let got: Vec<(&str, &str, &str)> = out
             .entities
             .iter()
