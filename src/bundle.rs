@@ -19,7 +19,7 @@ pub const SCHEMA_ID: &str = "alertctx.bundle/v1";
 pub struct Bundle<'a> {
     pub schema: &'static str,
     /// Stable id: a hash of the input coordinates and the fingerprint.
-    pub bundle_id: String,
+    pub bundle_id: crate::dedup::HexId,
     /// Layer 1: the normalized OCSF event.
     pub alert: &'a Json,
     /// Layer 2: assets and users the alert involves, with inventory/directory context.
@@ -339,7 +339,7 @@ mod tests {
             data: crate::enrich::Context::new(json!({"location": {"lat": 1.5, "long": -0.1}})),
         }];
         let dedup = DedupInfo {
-            fingerprint: "ab".into(),
+            fingerprint: crate::dedup::hex16(&[0xab; 16]),
             count: 2,
             folded_since_previous: 1,
             first_seen: 1,
@@ -384,7 +384,7 @@ mod tests {
         }];
         let b = Bundle {
             schema: SCHEMA_ID,
-            bundle_id: "id".into(),
+            bundle_id: crate::dedup::hex16(&[0x1d; 16]),
             alert: &alert,
             entities: &entities,
             enrichment: &enrichment,

@@ -154,7 +154,7 @@ const DEFAULT_FIELDS: &[(u32, &[&str])] = &[
 /// What the dedup layer of a bundle says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DedupInfo {
-    pub fingerprint: String,
+    pub fingerprint: HexId,
     /// Occurrences of this fingerprint seen so far, this one included.
     pub count: u64,
     /// Repeats folded since the previous bundle with this fingerprint.
@@ -288,7 +288,7 @@ pub struct DedupKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     First(DedupInfo),
-    Repeat { fingerprint: String, count: u64 },
+    Repeat { fingerprint: HexId, count: u64 },
 }
 
 /// Fingerprints most recently seen, at most `capacity` of them, in one vector of nodes linked
@@ -577,15 +577,64 @@ impl Deduper {
 /// Fingerprint → the entry its latest speculated decision left ([`Deduper::speculate`]).
 pub type Pending = rustc_hash::FxHashMap<[u8; 16], Entry>;
 
-/// A fingerprint (or any 16 bytes) in lower-case hex, as `hex::encode` writes it. Through a
-/// buffer on the stack: `hex::encode` builds its string a `char` at a time, about 900
-/// instructions for 16 bytes, and a record takes two or three of these.
-pub fn hex16(bytes: &[u8; 16]) -> String {
+/// A fingerprint (or any 16 bytes) in lower-case hex, as `hex::encode` writes it: 32 ASCII
+/// digits held inline. A record's decision, the guess at it and its bundle id each wrote one,
+/// as a `String` of its own until the twenty-first round (three allocations a record, and
+/// `hex::encode`, which builds its string a `char` at a time, about 900 instructions for 16
+/// bytes before that).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HexId([u8; 32]);
+
+impl HexId {
+    pub fn as_str(&self) -> &str {
+        // SAFETY: `hex16` is the only way to make a `HexId`, and it fills all 32 bytes with
+        // hex digits, which are ASCII.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+}
+
+impl std::ops::Deref for HexId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for HexId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for HexId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for HexId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for HexId {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for HexId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// `bytes` in lower-case hex ([`HexId`]).
+pub fn hex16(bytes: &[u8; 16]) -> HexId {
     let mut buf = [0u8; 32];
     hex::encode_to_slice(bytes, &mut buf).expect("32 digits for 16 bytes");
-    std::str::from_utf8(&buf)
-        .expect("hex digits are ASCII")
-        .to_owned()
+    HexId(buf)
 }
 
 /// What a window that is turned off says of an alert at `t`: a first, alone.
@@ -634,9 +683,9 @@ mod tests {
     fn hex16_writes_what_hex_encode_writes() {
         for start in (0..=255u8).step_by(16) {
             let bytes: [u8; 16] = std::array::from_fn(|i| start.wrapping_add(i as u8 * 17));
-            assert_eq!(hex16(&bytes), hex::encode(bytes));
+            assert_eq!(hex16(&bytes).as_str(), hex::encode(bytes));
         }
-        assert_eq!(hex16(&[0xAB; 16]), "ab".repeat(16));
+        assert_eq!(hex16(&[0xAB; 16]).as_str(), "ab".repeat(16));
     }
 
     const W: i64 = 600_000;
@@ -953,8 +1002,8 @@ mod tests {
     fn configured_fields_replace_the_defaults_of_their_class_only() {
         let alert = json!({"src_endpoint": {"ip": "10.0.0.1"}, "query": {"hostname": "h"}, "x": 1});
         let fp = |d: &mut Deduper, class| match d.check(&alert, class, "s") {
-            Verdict::First(info) => info.fingerprint,
-            Verdict::Repeat { fingerprint, .. } => fingerprint,
+            Verdict::First(info) => info.fingerprint.to_string(),
+            Verdict::Repeat { fingerprint, .. } => fingerprint.to_string(),
         };
         let mut fields = BTreeMap::new();
         fields.insert("4003".to_string(), vec!["x".to_string()]);

@@ -513,7 +513,7 @@ mod tests {
             &Outcome::Duplicate {
                 source: "suricata".into(),
                 class_uid: 2004,
-                fingerprint: "f".into(),
+                fingerprint: crate::dedup::hex16(&[0xf; 16]),
             },
             1000,
         );

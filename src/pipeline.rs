@@ -97,7 +97,7 @@ pub enum Outcome {
     Duplicate {
         source: String,
         class_uid: u32,
-        fingerprint: String,
+        fingerprint: crate::dedup::HexId,
     },
     DeadLetter(DeadLetter),
 }

@@ -66,8 +66,13 @@ pub fn scan_string(bytes: &[u8], mut from: usize) -> StringScan {
     }
 }
 
-/// Parse one JSON record in place.
-pub fn parse<'a>(buf: &'a mut [u8], limits: &Limits) -> Result<Value<'a>, DecodeError> {
+/// Parse one JSON record in place: `buf` is a copy of `original` (the record's bytes), which
+/// simd-json may have changed by the time it fails.
+pub fn parse<'a>(
+    buf: &'a mut [u8],
+    original: &[u8],
+    limits: &Limits,
+) -> Result<Value<'a>, DecodeError> {
     // Nesting passes the limit only in a text with more opening brackets than that (those
     // inside strings counted too), which most records are not: one vectorised count
     // dismisses them, and only the others are scanned bracket by bracket.
@@ -80,15 +85,19 @@ pub fn parse<'a>(buf: &'a mut [u8], limits: &Limits) -> Result<Value<'a>, Decode
             format!("nesting deeper than {}", limits.max_depth),
         ));
     }
-    if let Err(e) = std::str::from_utf8(buf) {
-        return Err(DecodeError::new(
-            Reason::InvalidUtf8,
-            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-        ));
-    }
+    // simd-json validates UTF-8 while it finds the structure, so text is checked once, there;
+    // only a record it rejects is checked again, for where its text stops being UTF-8 (the
+    // reason and message a check in front of the parser gave, for one pass less over every
+    // record).
     BUFFERS
         .with_borrow_mut(|b| simd_json::value::borrowed::to_value_with_buffers(buf, b))
-        .map_err(|e| DecodeError::new(Reason::InvalidJson, e.to_string()))
+        .map_err(|e| match std::str::from_utf8(original) {
+            Err(u) => DecodeError::new(
+                Reason::InvalidUtf8,
+                format!("invalid UTF-8 at byte {}", u.valid_up_to()),
+            ),
+            Ok(_) => DecodeError::new(Reason::InvalidJson, e.to_string()),
+        })
 }
 
 thread_local! {
@@ -158,6 +167,7 @@ mod tests {
         let mut b = s.as_bytes().to_vec();
         let v = parse(
             &mut b,
+            s.as_bytes(),
             &Limits {
                 max_record_bytes: 1 << 20,
                 max_depth: 4,
@@ -215,11 +225,28 @@ mod tests {
             Reason::TooDeep,
             "five levels, five brackets"
         );
-        let mut bad = b"{\"a\":\"\xff\"}".to_vec();
-        assert_eq!(
-            parse(&mut bad, &Limits::default()).unwrap_err().reason,
-            Reason::InvalidUtf8
-        );
+        // Text that is not UTF-8 is told apart from JSON that is not JSON, with where it went
+        // wrong, whatever else is wrong with the record; simd-json finds both.
+        for (text, reason, message) in [
+            (
+                &b"{\"a\":\"\xff\"}"[..],
+                Reason::InvalidUtf8,
+                Some("invalid UTF-8 at byte 6"),
+            ),
+            (
+                b"{\"a\":\"\xff\"",
+                Reason::InvalidUtf8,
+                Some("invalid UTF-8 at byte 6"),
+            ),
+            (b"{\"a\" \"\xc3\xa9\"}", Reason::InvalidJson, None),
+        ] {
+            let mut buf = text.to_vec();
+            let e = parse(&mut buf, text, &Limits::default()).unwrap_err();
+            assert_eq!(e.reason, reason, "{}", String::from_utf8_lossy(text));
+            if let Some(m) = message {
+                assert_eq!(e.message, m);
+            }
+        }
     }
 
     /// The byte-by-byte scan `nesting_depth` replaced, kept as the reference it must agree with.

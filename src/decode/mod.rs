@@ -133,7 +133,7 @@ pub fn decode_record<'a>(
     buf.clear();
     buf.extend_from_slice(&record.bytes);
     match &record.kind {
-        RecordKind::Json => json::parse(buf, limits),
+        RecordKind::Json => json::parse(buf, &record.bytes, limits),
         RecordKind::Xml => {
             let text = utf8(buf)?;
             winxml::parse_event(text, limits.max_depth)

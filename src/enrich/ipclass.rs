@@ -150,16 +150,51 @@ pub fn is_internal_use(label: &str) -> bool {
     matches!(label, "private" | "cgnat" | "unique_local")
 }
 
+/// For each first octet, the entries of [`V4`] that cover any address starting with it, as a
+/// range of the table: `V4` is in address order, so they lie together (test
+/// `the_first_octet_ranges_never_change_an_answer`). Most addresses an alert names are global
+/// ones whose first octet no entry covers (an empty range); the rest go through one to four
+/// entries instead of the whole table (about 415 instructions a lookup).
+const V4_BY_FIRST_OCTET: [(u8, u8); 256] = {
+    let mut ranges = [(0u8, 0u8); 256];
+    let mut i = 0;
+    while i < V4.len() {
+        let (net, len, _) = V4[i];
+        let first = (net.to_bits() >> 24) as usize;
+        let span = if len >= 8 { 1 } else { 1 << (8 - len) };
+        let mut k = 0;
+        while k < span {
+            let r = &mut ranges[first + k];
+            if r.0 == r.1 {
+                *r = (i as u8, i as u8 + 1);
+            } else {
+                r.1 = i as u8 + 1;
+            }
+            k += 1;
+        }
+        i += 1;
+    }
+    ranges
+};
+
+// The ranges index `V4` with bytes.
+const _: () = assert!(V4.len() < u8::MAX as usize);
+
 fn classify_v4(ip: Ipv4Addr) -> Option<&'static str> {
     let bits = ip.to_bits();
-    longest(V4.iter().map(|&(net, len, label)| {
-        let mask = if len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(len))
-        };
-        (bits & mask == net.to_bits(), len, label)
-    }))
+    let (from, to) = V4_BY_FIRST_OCTET[(bits >> 24) as usize];
+    longest(
+        V4[usize::from(from)..usize::from(to)]
+            .iter()
+            .map(|&(net, len, label)| {
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(len))
+                };
+                (bits & mask == net.to_bits(), len, label)
+            }),
+    )
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Option<&'static str> {
@@ -190,6 +225,47 @@ mod tests {
 
     fn c(s: &str) -> Option<&'static str> {
         classify(s.parse().unwrap())
+    }
+
+    #[test]
+    fn the_first_octet_ranges_never_change_an_answer() {
+        // The table scan alone, as classify_v4 answered before the first-octet test.
+        let by_table = |ip: Ipv4Addr| {
+            let bits = ip.to_bits();
+            longest(V4.iter().map(|&(net, len, label)| {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                (bits & mask == net.to_bits(), len, label)
+            }))
+        };
+        let mut addresses = Vec::new();
+        for first in 0..=255u8 {
+            for rest in [
+                [0, 0, 0],
+                [0, 0, 1],
+                [0, 0, 9],
+                [0, 2, 0],
+                [64, 0, 1],
+                [255, 255, 255],
+            ] {
+                addresses.push(Ipv4Addr::new(first, rest[0], rest[1], rest[2]));
+            }
+        }
+        for &(net, len, _) in V4 {
+            let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            addresses.push(net);
+            addresses.push(Ipv4Addr::from_bits(net.to_bits() | host));
+            addresses.push(Ipv4Addr::from_bits((net.to_bits() | host).wrapping_add(1)));
+            addresses.push(Ipv4Addr::from_bits(net.to_bits().wrapping_sub(1)));
+        }
+        let mut labelled = 0;
+        for ip in addresses {
+            assert_eq!(classify_v4(ip), by_table(ip), "{ip}");
+            labelled += usize::from(by_table(ip).is_some());
+        }
+        assert!(
+            labelled > 200,
+            "the sweep reaches the table's entries: {labelled}"
+        );
     }
 
     #[test]
