@@ -223,7 +223,13 @@ pub fn explain(bundle_text: &str, args: &ExplainArgs) -> anyhow::Result<Explanat
         .enrich
         .misses
         .iter()
-        .map(|m| (m.code.to_string(), m.attribute.clone(), m.enricher.clone()))
+        .map(|m| {
+            (
+                m.code.to_string(),
+                m.attribute.to_string(),
+                m.enricher.to_string(),
+            )
+        })
         .collect();
     let describe_enricher = |name: &str| -> String {
         match pipeline.reference_data().iter().find(|r| r.name == name) {

@@ -55,7 +55,7 @@ struct Series {
     sources: FxHashMap<String, SourceSeries>,
     /// By enricher: the `hit` and `miss` series of `enrichment_lookups_total`, each made when
     /// first needed. A handful of enrichers: a scan of their names beats hashing one.
-    lookups: Vec<(String, [Option<Count>; 2])>,
+    lookups: Vec<(std::sync::Arc<str>, [Option<Count>; 2])>,
 }
 
 /// A counter series and what has been counted for it since it was last brought up to date.
@@ -338,7 +338,7 @@ impl Metrics {
                         .get_or_insert_with(|| {
                             Count::new(
                                 self.enrichment_lookups
-                                    .with_label_values(&[enricher.as_str(), result]),
+                                    .with_label_values(&[&**enricher, result]),
                             )
                         })
                         .inc();
@@ -623,7 +623,7 @@ mod tests {
                 ("actor", true),
             ]),
         ];
-        let lookups = |hit| vec![("geo".to_string(), hit), ("cmdb".to_string(), true)];
+        let lookups = |hit| vec![("geo".into(), hit), ("cmdb".into(), true)];
         for (i, f) in seen.into_iter().enumerate() {
             m.observe(&bundle(f, lookups(i % 2 == 0)), 1);
         }

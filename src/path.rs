@@ -55,7 +55,9 @@ pub fn holds_value(found: Option<&Value>) -> bool {
 /// fields): [`get`] and [`is_present`] without the per-call splitting and parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JPath {
-    raw: String,
+    /// Shared, so that what names the attribute it read (an enricher's entity, miss or
+    /// lookup) takes a count, not a copy.
+    raw: std::sync::Arc<str>,
     steps: Box<[JStep]>,
     /// The first segment's [`top_id`], for [`JPath::get_in`].
     top_id: u32,
@@ -79,7 +81,7 @@ impl JPath {
             })
             .collect();
         JPath {
-            raw: raw.to_string(),
+            raw: raw.into(),
             top_id: top_id(&steps[0].key),
             steps,
         }
@@ -87,6 +89,11 @@ impl JPath {
 
     /// The path as written.
     pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// [`raw`](JPath::raw), shared.
+    pub fn shared_raw(&self) -> &std::sync::Arc<str> {
         &self.raw
     }
 

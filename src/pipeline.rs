@@ -80,7 +80,7 @@ pub struct Report {
     pub gaps: Vec<&'static str>,
     pub time_ms: Option<i64>,
     /// (enricher name, hit) for every lookup attempted.
-    pub lookups: Vec<(String, bool)>,
+    pub lookups: Vec<(std::sync::Arc<str>, bool)>,
     /// Required/recommended attributes checked and whether each was present.
     pub fill: Vec<score::FieldFill>,
     /// The kind of every safety finding (`instruction_override`, `ascii_smuggling`, ...).
@@ -809,14 +809,14 @@ impl Pipeline {
         for m in &enrich.misses {
             gaps.push(Gap::new(
                 m.code,
-                Some(m.attribute.clone()),
+                Some(m.attribute.to_string()),
                 Some(m.value.clone()),
             ));
         }
         score::sort_gaps(&mut gaps);
         let quality_score = score::score(&gaps);
 
-        let mut lookups: Vec<(String, bool)> = Vec::new();
+        let mut lookups: Vec<(std::sync::Arc<str>, bool)> = Vec::new();
         for e in &enrich.entities {
             lookups.push((e.enricher.clone(), true));
         }

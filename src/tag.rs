@@ -373,7 +373,7 @@ impl Doc for View<'_> {
     fn text(&self, path: &CPath) -> Option<Cow<'_, str>> {
         match self.source(path) {
             Source::Derived(t) => t.map(Cow::Borrowed),
-            Source::Entity(e, "attribute") => Some(Cow::Borrowed(e.attribute.as_str())),
+            Source::Entity(e, "attribute") => Some(Cow::Borrowed(&e.attribute)),
             Source::Entity(e, rest) => match crate::path::get(e.context.value(), rest)? {
                 // Lists (asset tags, user groups) read as their items joined by commas.
                 Json::Array(items) => Some(Cow::Owned(

@@ -34,10 +34,11 @@ use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The asset inventory in memory, indexed for every way a log names a host.
 pub struct AssetEnricher {
-    name: String,
+    name: Arc<str>,
     version: String,
     ip_attributes: Vec<JPath>,
     host_attributes: Vec<JPath>,
@@ -77,7 +78,7 @@ impl AssetEnricher {
     ) -> anyhow::Result<(AssetEnricher, Vec<String>)> {
         let path = base.join(&def.path);
         let mut e = AssetEnricher {
-            name: def.name.clone(),
+            name: def.name.as_str().into(),
             version: String::new(),
             ip_attributes: attribute_paths(&def.ip_attributes),
             host_attributes: attribute_paths(&def.host_attributes),
@@ -341,14 +342,14 @@ impl Enricher for AssetEnricher {
             match self.match_key(&p.key) {
                 Some(m) => out.entities.push(Entity {
                     kind: "asset",
-                    attribute: p.attribute.to_string(),
+                    attribute: p.attribute.clone(),
                     value: p.value.into_owned(),
                     matched_by: m.matched_by,
                     enricher: self.name.clone(),
                     context: self.recent.get(m.index, &self.assets[m.index].context),
                 }),
                 None if self.should_know(&p.key) => out.misses.push(Miss {
-                    attribute: p.attribute.to_string(),
+                    attribute: p.attribute.clone(),
                     value: p.value.into_owned(),
                     enricher: self.name.clone(),
                     code: "asset_unknown",
@@ -474,7 +475,7 @@ A-10,,mail.dmz.example.com,192.0.2.25,,it,it,high,prod,,
         let got: Vec<(&str, &str, &str)> = out
             .entities
             .iter()
-            .map(|x| (x.attribute.as_str(), x.value.as_str(), x.matched_by))
+            .map(|x| (&*x.attribute, x.value.as_str(), x.matched_by))
             .collect();
         assert_eq!(
             got,
@@ -485,7 +486,7 @@ A-10,,mail.dmz.example.com,192.0.2.25,,it,it,high,prod,,
             ]
         );
         assert_eq!(out.entities[0].kind, "asset");
-        assert_eq!(out.entities[0].enricher, "cmdb");
+        assert_eq!(&*out.entities[0].enricher, "cmdb");
         assert_eq!(
             *out.entities[0].context,
             json!({"id": "A-5", "owner": "payments-ops", "business_unit": "payments", "criticality": "crown_jewel",
@@ -495,7 +496,7 @@ A-10,,mail.dmz.example.com,192.0.2.25,,it,it,high,prod,,
         let misses: Vec<(&str, &str, &str)> = out
             .misses
             .iter()
-            .map(|x| (x.attribute.as_str(), x.value.as_str(), x.code))
+            .map(|x| (&*x.attribute, x.value.as_str(), x.code))
             .collect();
         assert_eq!(
             misses,
@@ -518,7 +519,7 @@ A-10,,mail.dmz.example.com,192.0.2.25,,it,it,high,prod,,
         let mut out = EnrichOutput::default();
         e.enrich(&AlertView::new(&alert), &mut out);
         assert!(out.entities.is_empty());
-        let misses: Vec<&str> = out.misses.iter().map(|x| x.attribute.as_str()).collect();
+        let misses: Vec<&str> = out.misses.iter().map(|x| &*x.attribute).collect();
         assert_eq!(
             misses,
             vec![

@@ -42,13 +42,14 @@ use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::Arc;
 
 /// `source` of the enrichment given to reserved addresses.
 pub const RESERVED_SOURCE: &str = "iana-special-purpose";
 
 /// MaxMind databases, a cache in front of them, and the attributes to read.
 pub struct GeoEnricher {
-    name: String,
+    name: Arc<str>,
     version: String,
     source: String,
     attributes: Vec<JPath>,
@@ -105,7 +106,7 @@ impl GeoEnricher {
         let asn = open(&def.asn)?;
         let anonymous = open(&def.anonymous_ip)?;
         Ok(GeoEnricher {
-            name: def.name.clone(),
+            name: def.name.as_str().into(),
             version: format!("sha256:{}", hex::encode(hasher.finalize())),
             source: sources.join("+"),
             attributes: attribute_paths(&def.ip_attributes),
@@ -414,7 +415,7 @@ impl Enricher for GeoEnricher {
                 GeoLookup::Found(data) => (self.source.clone(), data),
                 GeoLookup::NotFound => {
                     out.misses.push(Miss {
-                        attribute: p.attribute.to_string(),
+                        attribute: p.attribute.clone(),
                         value: p.value.into_owned(),
                         enricher: self.name.clone(),
                         code: "geo_unknown",
@@ -423,7 +424,7 @@ impl Enricher for GeoEnricher {
                 }
             };
             out.enrichment.push(Enrichment {
-                attribute: p.attribute.to_string(),
+                attribute: p.attribute.clone(),
                 value: p.value.into_owned(),
                 enricher: self.name.clone(),
                 source,
@@ -688,7 +689,7 @@ mod tests {
             *out.enrichment[0].data,
             json!({"internal": true, "range": "private"})
         );
-        assert_eq!(out.enrichment[1].attribute, "dst_endpoint.ip");
+        assert_eq!(&*out.enrichment[1].attribute, "dst_endpoint.ip");
         assert_eq!(out.enrichment[1].value, "::ffff:10.0.0.1");
         assert!(out.misses.is_empty());
         // The data of a range is made once and shared; each range has its own.
@@ -758,7 +759,7 @@ mod tests {
         let got: Vec<(&str, &str)> = out
             .enrichment
             .iter()
-            .map(|x| (x.attribute.as_str(), x.source.as_str()))
+            .map(|x| (&*x.attribute, x.source.as_str()))
             .collect();
         assert_eq!(
             got,

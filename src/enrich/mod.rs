@@ -44,15 +44,16 @@ pub struct EnrichOutput {
 pub struct Entity {
     /// `asset` or `user`.
     pub kind: &'static str,
-    /// The alert attribute that matched, e.g. `src_endpoint.ip`.
-    pub attribute: String,
+    /// The alert attribute that matched, e.g. `src_endpoint.ip`. Shared with the enricher's
+    /// compiled path (as `enricher` is with the enricher): a clone is a count, not a copy.
+    pub attribute: Arc<str>,
     /// The value seen there, as written in the log.
     pub value: String,
     /// How it matched: `ip`, `cidr`, `fqdn`, `hostname`, `short_name` (assets); `sid`, `upn`,
     /// `email`, `sam`, `domain_sam`, `uid` (users).
     pub matched_by: &'static str,
     /// Enricher name from its definition.
-    pub enricher: String,
+    pub enricher: Arc<str>,
     /// The record, keys sorted. Asset: `id, owner, business_unit, criticality, environment,
     /// os, tags`; user: `id, display_name, department, title, manager, privileged, status,
     /// groups`. Empty cells are left out.
@@ -62,9 +63,9 @@ pub struct Entity {
 /// A lookup result attached to one attribute (geo/ASN and future lookups).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Enrichment {
-    pub attribute: String,
+    pub attribute: Arc<str>,
     pub value: String,
-    pub enricher: String,
+    pub enricher: Arc<str>,
     /// Where the answer came from, e.g. `GeoLite2-City@1700000000`.
     pub source: String,
     pub data: Context,
@@ -73,9 +74,9 @@ pub struct Enrichment {
 /// An attribute an enricher was asked about and had no answer for. `code` is a gap code.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Miss {
-    pub attribute: String,
+    pub attribute: Arc<str>,
     pub value: String,
-    pub enricher: String,
+    pub enricher: Arc<str>,
     /// `asset_unknown`, `user_unknown` or `geo_unknown`.
     pub code: &'static str,
 }
@@ -346,7 +347,7 @@ pub(crate) fn present<'a, 'v, K: PartialEq>(
             if let Some(k) = key(attr.raw(), &value) {
                 if !out.iter().any(|p| p.key == k) {
                     out.push(Present {
-                        attribute: attr.raw(),
+                        attribute: attr.shared_raw(),
                         value,
                         key: k,
                     });
@@ -360,7 +361,7 @@ pub(crate) fn present<'a, 'v, K: PartialEq>(
 /// One attribute [`present`] found.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Present<'a, 'v, K> {
-    pub attribute: &'a str,
+    pub attribute: &'a Arc<str>,
     /// The value as written: borrowed from the alert where it is a string.
     pub value: std::borrow::Cow<'v, str>,
     pub key: K,
@@ -628,7 +629,7 @@ mod tests {
             .iter()
             .map(|e| {
                 (
-                    e.attribute.as_str(),
+                    &*e.attribute,
                     e.matched_by,
                     e.context["id"].as_str().unwrap(),
                 )
@@ -661,7 +662,7 @@ mod tests {
         let got: Vec<(&str, String)> =
             present(&AlertView::new(&alert), &attrs, |_, v| Some(v.to_string()))
                 .into_iter()
-                .map(|p| (p.attribute, p.value.into_owned()))
+                .map(|p| (&**p.attribute, p.value.into_owned()))
                 .collect();
         assert_eq!(
             got,
@@ -675,7 +676,7 @@ mod tests {
         let got = present(&AlertView::new(&alert), &attrs, |attr, v| {
             (attr != "d.ip").then_some(v.len() > 4)
         });
-        let kept: Vec<&str> = got.iter().map(|p| p.attribute).collect();
+        let kept: Vec<&str> = got.iter().map(|p| &**p.attribute).collect();
         assert_eq!(kept, vec!["a.ip", "e.ip"]);
     }
 

@@ -37,10 +37,11 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The directory in memory, indexed for every spelling of a user.
 pub struct UserEnricher {
-    name: String,
+    name: Arc<str>,
     version: String,
     attributes: Vec<JPath>,
     /// (user attribute, the attribute holding its domain), from `domain_attributes`.
@@ -162,7 +163,7 @@ impl UserEnricher {
     pub fn open(def: &UserDefinition, base: &Path) -> anyhow::Result<(UserEnricher, Vec<String>)> {
         let path = base.join(&def.path);
         let mut e = UserEnricher {
-            name: def.name.clone(),
+            name: def.name.as_str().into(),
             version: String::new(),
             attributes: attribute_paths(&def.user_attributes),
             domain_attributes: def
@@ -434,14 +435,14 @@ impl Enricher for UserEnricher {
             match self.lookup(p.attribute, &p.value, p.key.domain.as_deref()) {
                 Lookup::Found(m) => out.entities.push(Entity {
                     kind: "user",
-                    attribute: p.attribute.to_string(),
+                    attribute: p.attribute.clone(),
                     value: p.value.to_string(),
                     matched_by: m.matched_by,
                     enricher: self.name.clone(),
                     context: self.recent.get(m.index, &self.contexts[m.index]),
                 }),
                 Lookup::Unknown => out.misses.push(Miss {
-                    attribute: p.attribute.to_string(),
+                    attribute: p.attribute.clone(),
                     value: p.value.to_string(),
                     enricher: self.name.clone(),
                     code: "user_unknown",
@@ -725,7 +726,7 @@ u-3001,okta-only,,kim@example.com,,Kim,HR,,,,,,
         let got: Vec<(&str, &str, &str)> = out
             .entities
             .iter()
-            .map(|x| (x.attribute.as_str(), x.value.as_str(), x.matched_by))
+            .map(|x| (&*x.attribute, x.value.as_str(), x.matched_by))
             .collect();
         // actor.user.name is the same user as user.name+user.domain: looked up once.
         assert_eq!(
@@ -742,12 +743,9 @@ u-3001,okta-only,,kim@example.com,,Kim,HR,,,,,,
         assert!(out
             .entities
             .iter()
-            .all(|x| x.kind == "user" && x.enricher == "ad"));
-        let misses: Vec<(&str, &str)> = out
-            .misses
-            .iter()
-            .map(|x| (x.attribute.as_str(), x.code))
-            .collect();
+            .all(|x| x.kind == "user" && &*x.enricher == "ad"));
+        let misses: Vec<(&str, &str)> =
+            out.misses.iter().map(|x| (&*x.attribute, x.code)).collect();
         assert_eq!(misses, vec![("user.email_addr", "user_unknown")]);
     }
 
