@@ -618,18 +618,6 @@ impl Serialize for HexId {
     }
 }
 
-impl PartialEq<str> for HexId {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for HexId {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 /// `bytes` in lower-case hex ([`HexId`]).
 pub fn hex16(bytes: &[u8; 16]) -> HexId {
     let mut buf = [0u8; 32];
