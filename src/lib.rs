@@ -34,6 +34,7 @@ pub mod exact;
 pub mod explain;
 pub mod generate;
 pub mod http;
+pub mod iptext;
 pub mod jsonout;
 pub mod memo;
 pub mod metrics;

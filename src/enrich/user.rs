@@ -110,9 +110,23 @@ pub fn is_builtin(value: &str) -> bool {
     builtin_lowercase(v)
 }
 
+/// Whether `list` (lower-case ASCII) holds `s`, which is lower-case or ASCII.
+fn one_of(list: &[&str], s: &str) -> bool {
+    list.iter().any(|x| x.eq_ignore_ascii_case(s))
+}
+
+/// Whether a domain names built-in identities (`NT AUTHORITY`), whatever its case: without a
+/// lower-cased copy for ASCII text, as [`is_builtin`] compares.
+fn is_skipped_domain(domain: &str) -> bool {
+    if domain.is_ascii() {
+        one_of(SKIP_DOMAINS, domain)
+    } else {
+        one_of(SKIP_DOMAINS, &domain.to_lowercase())
+    }
+}
+
 /// [`is_builtin`] for text that is lower-case or ASCII.
 fn builtin_lowercase(v: &str) -> bool {
-    let one_of = |list: &[&str], s: &str| list.iter().any(|x| x.eq_ignore_ascii_case(s));
     if v.is_empty() || one_of(SKIP_SIDS, v) {
         return true;
     }
@@ -326,9 +340,7 @@ impl UserEnricher {
     pub fn lookup(&self, attribute: &str, value: &str, domain: Option<&str>) -> Lookup {
         let v = value.trim();
         let domain = domain.map(str::trim).filter(|d| !d.is_empty());
-        if is_builtin(v)
-            || domain.is_some_and(|d| SKIP_DOMAINS.contains(&d.to_lowercase().as_str()))
-        {
+        if is_builtin(v) || domain.is_some_and(is_skipped_domain) {
             return Lookup::Skipped;
         }
         let v = v.to_lowercase();
@@ -611,6 +623,23 @@ u-3001,okta-only,,kim@example.com,,Kim,HR,,,,,,
             Lookup::Skipped
         );
         assert!(is_builtin("CORP\\"));
+        // The paired domain: the same answers as lower-casing a copy.
+        for d in [
+            "NT AUTHORITY",
+            "nt authority",
+            "Window Manager",
+            "FONT DRIVER HOST",
+            "CORP",
+            "nt authorİty",
+            "\u{ff2e}T AUTHORITY",
+            "",
+        ] {
+            assert_eq!(
+                is_skipped_domain(d),
+                SKIP_DOMAINS.contains(&d.to_lowercase().as_str()),
+                "{d:?}"
+            );
+        }
         // The same answers as lower-casing a copy first, which is what it did before.
         let by_copy = |value: &str| {
             let v = value.trim().to_lowercase();

@@ -620,13 +620,19 @@ fn convert(conv: Conv, v: Json) -> Result<Json, String> {
                 .strip_prefix("::ffff:")
                 .filter(|r| r.contains('.'))
                 .unwrap_or(t);
-            match t.parse::<std::net::IpAddr>().map_err(|_| s.clone())? {
-                // The standard parser takes only the canonical dotted-decimal form (four
-                // decimal octets, no leading zeros), which is what `to_string` writes: the
-                // text is kept instead of formatted again (tested below).
-                std::net::IpAddr::V4(_) if t.len() == s.len() => v,
-                std::net::IpAddr::V4(_) => Json::String(t.to_string()),
-                ip @ std::net::IpAddr::V6(_) => Json::String(ip.to_string()),
+            // IPv4 is read as the standard parser reads it (`iptext::ipv4`), which takes only
+            // the canonical dotted-decimal form (four decimal octets, no leading zeros), what
+            // `to_string` writes: the text is kept instead of formatted again (tested below).
+            // Anything else is IPv6 text or not an address.
+            if crate::iptext::ipv4(t.as_bytes()).is_some() {
+                if t.len() == s.len() {
+                    v
+                } else {
+                    Json::String(t.to_string())
+                }
+            } else {
+                let ip = t.parse::<std::net::Ipv6Addr>().map_err(|_| s.clone())?;
+                Json::String(ip.to_string())
             }
         }
     })
