@@ -230,8 +230,8 @@ impl Worker {
         Some(buf.split_once("\r\n\r\n")?.1.to_string())
     }
 
-    /// (user + system CPU seconds, peak RSS in bytes) of the worker process so far.
-    fn cpu_and_peak_rss(&self) -> (f64, u64) {
+    /// (CPU used, peak RSS in bytes) of the worker process so far.
+    fn cpu_and_peak_rss(&self) -> (ProcUse, u64) {
         let pid = self.child.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let hwm_kb: u64 = status
@@ -240,7 +240,7 @@ impl Worker {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        (cpu_secs(&pid.to_string()), hwm_kb * 1024)
+        (proc_use(&pid.to_string()), hwm_kb * 1024)
     }
 
     fn stop(mut self) {
@@ -251,8 +251,28 @@ impl Worker {
     }
 }
 
-/// (user, system) CPU seconds of process `pid` (a number, or `self`) so far, all its threads.
-fn user_sys_secs(pid: &str) -> (f64, f64) {
+/// What a process has used so far, all its threads.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcUse {
+    user_secs: f64,
+    sys_secs: f64,
+    /// Minor page faults: pages the kernel had to map (and zero) on first touch.
+    faults: u64,
+}
+
+impl std::ops::Sub for ProcUse {
+    type Output = ProcUse;
+    fn sub(self, earlier: ProcUse) -> ProcUse {
+        ProcUse {
+            user_secs: self.user_secs - earlier.user_secs,
+            sys_secs: self.sys_secs - earlier.sys_secs,
+            faults: self.faults - earlier.faults,
+        }
+    }
+}
+
+/// What process `pid` (a number, or `self`) has used so far.
+fn proc_use(pid: &str) -> ProcUse {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // Fields after the command name (which may hold spaces) start at ") ".
     let rest: Vec<&str> = stat
@@ -262,13 +282,11 @@ fn user_sys_secs(pid: &str) -> (f64, f64) {
         .split_whitespace()
         .collect();
     let secs = |i: usize| rest[i].parse::<f64>().unwrap() / clock_ticks();
-    (secs(11), secs(12))
-}
-
-/// User + system CPU seconds of process `pid` so far.
-fn cpu_secs(pid: &str) -> f64 {
-    let (user, sys) = user_sys_secs(pid);
-    user + sys
+    ProcUse {
+        user_secs: secs(11),
+        sys_secs: secs(12),
+        faults: rest[7].parse().unwrap(),
+    }
 }
 
 /// Clock ticks per second for /proc times: `getconf CLK_TCK` (100 on Linux everywhere
@@ -334,7 +352,7 @@ struct Pass {
     secs: f64,
     bytes_in: u64,
     bytes_out: u64,
-    cpu_secs: f64,
+    cpu: ProcUse,
     peak_rss: u64,
     bundles: f64,
     duplicates: f64,
@@ -374,7 +392,7 @@ fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
     let (records, bytes_in) = fill(o, &raw, &out, &dlq);
     let w = Worker::start(o, &raw, &out, &dlq, enrichers);
     let mut t0 = None;
-    let mut cpu0 = 0.0;
+    let mut cpu0 = ProcUse::default();
     let deadline = Instant::now() + Duration::from_secs(1800);
     let (t1, text) = loop {
         assert!(
@@ -412,7 +430,7 @@ fn max_rate(o: &Opts, enrichers: &std::path::Path) -> Pass {
         secs: (t1 - t0.unwrap()).as_secs_f64(),
         bytes_in,
         bytes_out: outputs,
-        cpu_secs: cpu1 - cpu0,
+        cpu: cpu1 - cpu0,
         peak_rss,
         bundles: metric(&text, "alertctx_bundles_total", ""),
         duplicates: metric(&text, "alertctx_duplicates_folded_total", ""),
@@ -458,8 +476,7 @@ const FLOOR_SAMPLE: usize = 50_000;
 
 /// What the floor measured.
 struct Floor {
-    user_secs: f64,
-    sys_secs: f64,
+    cpu: ProcUse,
     secs: f64,
     records: usize,
     outputs: u64,
@@ -472,6 +489,9 @@ struct Floor {
 
 /// Phase 3 (`--floor`): the Kafka side of the worker alone, on this process.
 fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
+    // glibc's heap as the worker sets it (src/worker/heap.rs), before the floor's clients
+    // allocate.
+    alertctx::worker::heap::keep_freed_memory();
     let (raw, out, dlq) = (unique("fraw"), unique("fout"), unique("fdlq"));
     let (records, _) = fill(o, &raw, &out, &dlq);
     // The worker's configuration (`--worker-toml` included: a producer setting given there
@@ -518,7 +538,7 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
         .unwrap();
     let (mut consumed, mut produced) = (0usize, 0u64);
     let mut next = [0i64; PARTITIONS as usize];
-    let (mut t0, mut cpu0) = (None, (0.0, 0.0));
+    let (mut t0, mut cpu0) = (None, ProcUse::default());
     let mut last_commit = Instant::now();
     let mut order: Vec<u32> = Vec::with_capacity(records.len());
     let deadline = Instant::now() + Duration::from_secs(1800);
@@ -533,7 +553,7 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
         let m = m.unwrap();
         if t0.is_none() {
             t0 = Some(Instant::now());
-            cpu0 = user_sys_secs("self");
+            cpu0 = proc_use("self");
         }
         let (p, offset) = (m.partition(), m.offset());
         let i = offset as usize * PARTITIONS as usize + p as usize;
@@ -594,7 +614,7 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
     );
     commit(&consumer, &raw, &next);
     let secs = t0.unwrap().elapsed().as_secs_f64();
-    let (user, sys) = user_sys_secs("self");
+    let cpu = proc_use("self") - cpu0;
     let mut shift: Vec<usize> = order
         .iter()
         .enumerate()
@@ -604,8 +624,7 @@ fn kafka_floor(o: &Opts, enrichers: &std::path::Path) -> Floor {
     let q = |f: f64| quantile(&shift, f).expect("records were read");
     Floor {
         displacement: [q(0.5), q(0.99), q(1.0)],
-        user_secs: user - cpu0.0,
-        sys_secs: sys - cpu0.1,
+        cpu,
         secs,
         records: consumed,
         outputs: produced,
@@ -703,15 +722,19 @@ fn main() {
     );
     assert!(m.duplicates > 0.0 && m.bundles > 0.0);
     let rate = m.events as f64 / m.secs;
-    let worker_us = m.cpu_secs / m.events as f64 * 1e6;
+    let us = |s: f64| s / m.events as f64 * 1e6;
+    let worker_us = us(m.cpu.user_secs + m.cpu.sys_secs);
     println!(
-        "e2e max rate: {} events in {:.2} s = {:.0} events/s; in {:.1} MB/s, out {:.1} MB/s; worker CPU {:.1} µs/event; peak RSS {:.0} MiB ({} dedup keys); {} duplicates, {} of them exact repeats folded by their bytes; {} alerts finished on a guess of the dedup decision, {} guessed wrong",
+        "e2e max rate: {} events in {:.2} s = {:.0} events/s; in {:.1} MB/s, out {:.1} MB/s; worker CPU {:.1} µs/event (user {:.1}, system {:.1}; {:.2} page faults/event); peak RSS {:.0} MiB ({} dedup keys); {} duplicates, {} of them exact repeats folded by their bytes; {} alerts finished on a guess of the dedup decision, {} guessed wrong",
         m.events,
         m.secs,
         rate,
         m.bytes_in as f64 / 1e6 / m.secs,
         m.bytes_out as f64 / 1e6 / m.secs,
         worker_us,
+        us(m.cpu.user_secs),
+        us(m.cpu.sys_secs),
+        m.cpu.faults as f64 / m.events as f64,
         m.peak_rss as f64 / (1 << 20) as f64,
         m.dedup_keys,
         m.duplicates,
@@ -724,14 +747,15 @@ fn main() {
         let f = kafka_floor(&o, &enrichers);
         let per = |s: f64| s / f.records as f64 * 1e6;
         println!(
-            "e2e Kafka floor (no core): {} events, {} outputs in {:.2} s = {:.0} events/s; CPU {:.1} µs/event (user {:.1}, system {:.1}); the worker's {:.1} µs less this is its core's; records read out of production order by p50 {}, p99 {}, max {}",
+            "e2e Kafka floor (no core): {} events, {} outputs in {:.2} s = {:.0} events/s; CPU {:.1} µs/event (user {:.1}, system {:.1}; {:.2} page faults/event); the worker's {:.1} µs less this is its core's; records read out of production order by p50 {}, p99 {}, max {}",
             f.records,
             f.outputs,
             f.secs,
             f.records as f64 / f.secs,
-            per(f.user_secs + f.sys_secs),
-            per(f.user_secs),
-            per(f.sys_secs),
+            per(f.cpu.user_secs + f.cpu.sys_secs),
+            per(f.cpu.user_secs),
+            per(f.cpu.sys_secs),
+            f.cpu.faults as f64 / f.records as f64,
             worker_us,
             f.displacement[0],
             f.displacement[1],

@@ -17,6 +17,7 @@
 pub mod consume_errors;
 pub mod context;
 pub mod drain;
+pub mod heap;
 pub mod offsets;
 pub mod repeats;
 
@@ -234,6 +235,14 @@ pub async fn run_with(
         .context("the configuration has no [kafka] section")?;
     let commit_interval = duration(&k.commit_interval, "commit_interval")?;
     let drain = duration(&k.drain_timeout, "drain_timeout")?;
+    // Before librdkafka allocates: its batches reuse freed memory instead of faulting in fresh
+    // pages for every one.
+    match heap::keep_freed_memory() {
+        heap::HeapSetting::Tunables => {
+            tracing::info!("GLIBC_TUNABLES sets glibc's malloc: its heap thresholds left as set")
+        }
+        setting => tracing::debug!(?setting, "glibc heap thresholds"),
+    }
     let mut pipeline = Pipeline::from_config(cfg)?;
     for w in &pipeline.warnings {
         tracing::warn!("{w}");
