@@ -2,6 +2,8 @@
 //! statistics feed the consumer-lag gauge.
 
 use super::Shared;
+use crate::metrics::Metrics;
+use prometheus::{Histogram, IntCounter};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
@@ -9,7 +11,7 @@ use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProdu
 use rdkafka::statistics::Statistics;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// What a delivery report refers to: the input message an output belongs to.
@@ -23,6 +25,55 @@ pub struct Pending {
 
 pub struct ProduceCtx {
     pub shared: Arc<Shared>,
+    /// The series every acknowledgement updates, looked up once (see [`DeliverySeries`]).
+    series: Mutex<DeliverySeries>,
+}
+
+impl ProduceCtx {
+    pub fn new(shared: Arc<Shared>) -> ProduceCtx {
+        ProduceCtx {
+            shared,
+            series: Mutex::default(),
+        }
+    }
+}
+
+/// The handles of the series an acknowledged output updates, by topic, made when first
+/// needed. `with_label_values` hashes the labels and takes the family's lock for every call:
+/// twice an output, on the thread that serves delivery reports. A worker has one or two
+/// output topics and a few input topics, so a short list searched in order finds them.
+#[derive(Default)]
+struct DeliverySeries {
+    /// `produced_messages_total{result="ok"}` by output topic.
+    ok: Vec<(String, IntCounter)>,
+    /// `end_to_end_latency_seconds` by input topic.
+    latency: Vec<(Arc<str>, Histogram)>,
+}
+
+impl DeliverySeries {
+    fn ok(&mut self, metrics: &Metrics, topic: &str) -> &IntCounter {
+        let at = match self.ok.iter().position(|(t, _)| t == topic) {
+            Some(at) => at,
+            None => {
+                let series = metrics.produced.with_label_values(&[topic, "ok"]);
+                self.ok.push((topic.to_string(), series));
+                self.ok.len() - 1
+            }
+        };
+        &self.ok[at].1
+    }
+
+    fn latency(&mut self, metrics: &Metrics, topic: &Arc<str>) -> &Histogram {
+        let at = match self.latency.iter().position(|(t, _)| t == topic) {
+            Some(at) => at,
+            None => {
+                let series = metrics.latency.with_label_values(&[topic.as_ref()]);
+                self.latency.push((topic.clone(), series));
+                self.latency.len() - 1
+            }
+        };
+        &self.latency[at].1
+    }
 }
 
 impl ClientContext for ProduceCtx {
@@ -35,33 +86,24 @@ impl ProducerContext for ProduceCtx {
     type DeliveryOpaque = Box<Pending>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, p: Box<Pending>) {
-        let out_topic = match result {
-            Ok(m) => m.topic().to_string(),
-            Err((_, m)) => m.topic().to_string(),
-        };
         match result {
-            Ok(_) => {
+            Ok(m) => {
                 self.shared.offsets.lock().expect("offsets lock").ack(
                     &p.topic,
                     p.partition,
                     p.offset,
                 );
-                self.shared
-                    .metrics
-                    .produced
-                    .with_label_values(&[out_topic.as_str(), "ok"])
-                    .inc();
+                let metrics = &self.shared.metrics;
+                let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+                series.ok(metrics, m.topic()).inc();
                 if let Some(ms) = p.broker_ms {
                     let now = chrono::Utc::now().timestamp_millis();
                     let secs = (now - ms).max(0) as f64 / 1000.0;
-                    self.shared
-                        .metrics
-                        .latency
-                        .with_label_values(&[p.topic.as_ref()])
-                        .observe(secs);
+                    series.latency(metrics, &p.topic).observe(secs);
                 }
             }
-            Err((e, _)) => {
+            Err((e, m)) => {
+                let out_topic = m.topic();
                 // librdkafka has retried (idempotently) until message.timeout.ms: this output is
                 // lost for good. The input offset stays uncommitted and the worker stops, so a
                 // restart reprocesses from the last committed offset.
@@ -76,7 +118,7 @@ impl ProducerContext for ProduceCtx {
                 self.shared
                     .metrics
                     .produced
-                    .with_label_values(&[out_topic.as_str(), "failed"])
+                    .with_label_values(&[out_topic, "failed"])
                     .inc();
                 self.shared.fail(reason);
             }

@@ -253,9 +253,7 @@ pub async fn run_with(
     let producer_slot = Arc::new(OnceLock::new());
     let producer: Arc<ThreadedProducer<ProduceCtx>> = Arc::new(
         producer_config(k)
-            .create_with_context(ProduceCtx {
-                shared: shared.clone(),
-            })
+            .create_with_context(ProduceCtx::new(shared.clone()))
             .context("creating the producer")?,
     );
     let _ = producer_slot.set(producer.clone());
@@ -550,9 +548,14 @@ async fn leave_group(
 /// The headers of a bundle's message: its source, class and quality score, for consumers that
 /// route on them without parsing the bundle.
 pub fn bundle_headers(source: &str, class_uid: u32, score: u8) -> OwnedHeaders {
-    let h = with_header(OwnedHeaders::new(), "alertctx.source", source);
-    let h = with_header(h, "alertctx.class_uid", &class_uid.to_string());
-    with_header(h, "alertctx.score", &score.to_string())
+    let (mut class, mut points) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let h = with_header(
+        OwnedHeaders::new_with_capacity(3),
+        "alertctx.source",
+        source,
+    );
+    let h = with_header(h, "alertctx.class_uid", class.format(class_uid));
+    with_header(h, "alertctx.score", points.format(score))
 }
 
 /// `headers` with one more, a text value.

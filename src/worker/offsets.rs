@@ -7,7 +7,8 @@
 //! committing it says every message before it is done. A message whose output failed is
 //! never acknowledged, so the committable offset can never pass it.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 /// Bookkeeping for one partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -79,27 +80,37 @@ impl PartitionTracker {
     }
 }
 
-/// Trackers for every partition this member owns, keyed by (topic, partition).
+/// Trackers for every partition this member owns, by topic and partition.
+///
+/// Two levels, so that the lookups of every message (`owns`, `get`, and `ack` for every
+/// output) take the topic as the `&str` they have: keyed by `(String, i32)` each built an
+/// owned key first, three allocations a record under the lock the delivery callback shares.
+/// Fx hashing: topic names come from the configuration and the broker's assignment.
 #[derive(Debug, Default)]
 pub struct Offsets {
-    parts: HashMap<(String, i32), PartitionTracker>,
+    parts: FxHashMap<String, BTreeMap<i32, PartitionTracker>>,
 }
 
 impl Offsets {
     /// Partitions were assigned: start tracking them (existing state is kept).
     pub fn assign(&mut self, topic: &str, partition: i32) {
-        self.parts
-            .entry((topic.to_string(), partition))
-            .or_default();
+        self.topic_mut(topic).entry(partition).or_default();
     }
 
     /// Partitions were revoked: stop tracking; returns the final state for a last commit.
     pub fn revoke(&mut self, topic: &str, partition: i32) -> Option<PartitionTracker> {
-        self.parts.remove(&(topic.to_string(), partition))
+        let partitions = self.parts.get_mut(topic)?;
+        let tracker = partitions.remove(&partition);
+        if partitions.is_empty() {
+            self.parts.remove(topic);
+        }
+        tracker
     }
 
     pub fn owns(&self, topic: &str, partition: i32) -> bool {
-        self.parts.contains_key(&(topic.to_string(), partition))
+        self.parts
+            .get(topic)
+            .is_some_and(|partitions| partitions.contains_key(&partition))
     }
 
     /// Tracker for a partition. The worker only asks for partitions it owns (see [`owns`]):
@@ -107,19 +118,17 @@ impl Offsets {
     ///
     /// [`owns`]: Offsets::owns
     pub fn get(&mut self, topic: &str, partition: i32) -> &mut PartitionTracker {
-        self.parts
-            .entry((topic.to_string(), partition))
-            .or_default()
+        self.topic_mut(topic).entry(partition).or_default()
     }
 
     pub fn ack(&mut self, topic: &str, partition: i32, offset: i64) {
-        if let Some(t) = self.parts.get_mut(&(topic.to_string(), partition)) {
+        if let Some(t) = self.tracker_mut(topic, partition) {
             t.ack(offset);
         }
     }
 
     pub fn fail(&mut self, topic: &str, partition: i32, offset: i64, reason: String) {
-        if let Some(t) = self.parts.get_mut(&(topic.to_string(), partition)) {
+        if let Some(t) = self.tracker_mut(topic, partition) {
             t.fail(offset, reason);
         }
     }
@@ -127,9 +136,8 @@ impl Offsets {
     /// Every (topic, partition, offset) that may be committed now and moves forward, sorted.
     pub fn commit_plan(&self) -> Vec<(String, i32, i64)> {
         let mut plan: Vec<_> = self
-            .parts
-            .iter()
-            .filter_map(|((t, p), tr)| tr.to_commit().map(|o| (t.clone(), *p, o)))
+            .trackers()
+            .filter_map(|(t, p, tr)| tr.to_commit().map(|o| (t.to_string(), p, o)))
             .collect();
         plan.sort();
         plan
@@ -137,31 +145,54 @@ impl Offsets {
 
     /// Record a successful commit.
     pub fn committed(&mut self, topic: &str, partition: i32, offset: i64) {
-        if let Some(t) = self.parts.get_mut(&(topic.to_string(), partition)) {
+        if let Some(t) = self.tracker_mut(topic, partition) {
             t.committed(offset);
         }
     }
 
     /// Messages with outputs still waiting, over all partitions.
     pub fn in_flight(&self) -> usize {
-        self.parts.values().map(PartitionTracker::in_flight).sum()
+        self.trackers().map(|(_, _, t)| t.in_flight()).sum()
     }
 
     /// The first permanent failure, if any.
     pub fn failure(&self) -> Option<(String, i32, i64, String)> {
-        self.parts
-            .iter()
-            .filter_map(|((t, p), tr)| {
+        self.trackers()
+            .filter_map(|(t, p, tr)| {
                 tr.first_failure()
-                    .map(|(o, r)| (t.clone(), *p, o, r.to_string()))
+                    .map(|(o, r)| (t.to_string(), p, o, r.to_string()))
             })
             .min()
     }
 
     pub fn partitions(&self) -> Vec<(String, i32)> {
-        let mut v: Vec<_> = self.parts.keys().cloned().collect();
+        let mut v: Vec<_> = self
+            .trackers()
+            .map(|(t, p, _)| (t.to_string(), p))
+            .collect();
         v.sort();
         v
+    }
+
+    /// Every (topic, partition, tracker).
+    fn trackers(&self) -> impl Iterator<Item = (&str, i32, &PartitionTracker)> {
+        self.parts.iter().flat_map(|(topic, partitions)| {
+            partitions
+                .iter()
+                .map(move |(p, tracker)| (topic.as_str(), *p, tracker))
+        })
+    }
+
+    fn tracker_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionTracker> {
+        self.parts.get_mut(topic)?.get_mut(&partition)
+    }
+
+    /// The partitions of `topic`, made empty if it had none; the name is copied only then.
+    fn topic_mut(&mut self, topic: &str) -> &mut BTreeMap<i32, PartitionTracker> {
+        if !self.parts.contains_key(topic) {
+            self.parts.insert(topic.to_string(), BTreeMap::new());
+        }
+        self.parts.get_mut(topic).expect("inserted above")
     }
 }
 
@@ -234,6 +265,45 @@ mod tests {
         );
         o.ack("raw", 0, 100); // a late acknowledgement for a revoked partition is ignored
         assert_eq!(o.in_flight(), 0);
+    }
+
+    #[test]
+    fn topics_and_partitions_are_kept_apart() {
+        let mut o = Offsets::default();
+        o.assign("raw.edr", 0);
+        o.assign("raw.ids", 0);
+        o.assign("raw.ids", 3);
+        assert!(o.owns("raw.ids", 3));
+        assert!(!o.owns("raw.edr", 3), "partition 3 is the other topic's");
+        assert!(!o.owns("raw", 0));
+        o.get("raw.edr", 0).begin(40, 1);
+        o.get("raw.ids", 0).begin(9, 2);
+        o.ack("raw.ids", 0, 40); // another topic's offset: nothing to acknowledge here
+        assert_eq!(o.in_flight(), 2);
+        o.fail("raw.ids", 0, 9, "rejected".into());
+        assert_eq!(
+            o.failure(),
+            Some(("raw.ids".into(), 0, 9, "rejected".into()))
+        );
+        assert_eq!(
+            o.partitions(),
+            vec![
+                ("raw.edr".into(), 0),
+                ("raw.ids".into(), 0),
+                ("raw.ids".into(), 3)
+            ]
+        );
+        assert!(o.revoke("raw.ids", 3).is_some());
+        assert!(o.revoke("raw.ids", 3).is_none(), "revoked once");
+        assert!(o.revoke("raw.ids", 0).is_some());
+        assert_eq!(o.partitions(), vec![("raw.edr".into(), 0)]);
+        assert_eq!(
+            o.commit_plan(),
+            vec![("raw.edr".into(), 0, 40)],
+            "up to 40, which still waits"
+        );
+        o.ack("raw.edr", 0, 40);
+        assert_eq!(o.commit_plan(), vec![("raw.edr".into(), 0, 41)]);
     }
 
     #[test]
