@@ -53,8 +53,8 @@ pub struct Metrics {
 struct Series {
     /// By source.
     sources: FxHashMap<String, SourceSeries>,
-    /// By enricher: the `hit` and `miss` series of `enrichment_lookups_total`, each made when
-    /// first needed. A handful of enrichers: a scan of their names beats hashing one.
+    /// By enricher ([`by_name`]): the `hit` and `miss` series of `enrichment_lookups_total`,
+    /// each made when first needed.
     lookups: Vec<(std::sync::Arc<str>, [Option<Count>; 2])>,
 }
 
@@ -326,15 +326,10 @@ impl Metrics {
                         .inc();
                 }
                 for (enricher, hit) in &report.lookups {
-                    let at = lookups
-                        .iter()
-                        .position(|(name, _)| name == enricher)
-                        .unwrap_or_else(|| {
-                            lookups.push((enricher.clone(), [None, None]));
-                            lookups.len() - 1
-                        });
+                    let (_, counts) =
+                        by_name(lookups, enricher, || (enricher.clone(), [None, None]));
                     let result = if *hit { "hit" } else { "miss" };
-                    lookups[at].1[usize::from(!*hit)]
+                    counts[usize::from(!*hit)]
                         .get_or_insert_with(|| {
                             Count::new(
                                 self.enrichment_lookups
@@ -380,6 +375,24 @@ impl Metrics {
     }
 }
 
+/// The entry named `name` in a short list searched in order, made by `make` (which names it)
+/// when the list has none. For the series handles kept by topic or enricher name: a worker has
+/// a handful of each, and a scan of their names beats hashing one.
+pub(crate) fn by_name<'l, K: AsRef<str>, V>(
+    list: &'l mut Vec<(K, V)>,
+    name: &str,
+    make: impl FnOnce() -> (K, V),
+) -> &'l mut (K, V) {
+    let at = match list.iter().position(|(k, _)| k.as_ref() == name) {
+        Some(at) => at,
+        None => {
+            list.push(make());
+            list.len() - 1
+        }
+    };
+    &mut list[at]
+}
+
 /// Add to `counter` what `total` (a running count kept elsewhere) has gained since `counted`,
 /// the part of it already added; a total that went down (a restarted count) adds nothing.
 pub fn count_since(counter: &IntCounter, total: u64, counted: &mut u64) {
@@ -421,6 +434,24 @@ mod tests {
     use super::*;
     use crate::pipeline::{DeadLetter, Report};
     use crate::record::Origin;
+
+    #[test]
+    fn by_name_makes_each_entry_once() {
+        let mut list: Vec<(std::sync::Arc<str>, u32)> = Vec::new();
+        let mut made = 0;
+        for name in [
+            "raw.edr", "raw.ids", "raw.edr", "raw.edr", "raw.ids", "raw.fw",
+        ] {
+            let entry = by_name(&mut list, name, || {
+                made += 1;
+                (name.into(), 0)
+            });
+            entry.1 += 1;
+        }
+        assert_eq!(made, 3, "one entry a name");
+        let got: Vec<(&str, u32)> = list.iter().map(|(k, n)| (&**k, *n)).collect();
+        assert_eq!(got, vec![("raw.edr", 3), ("raw.ids", 2), ("raw.fw", 1)]);
+    }
 
     /// A bundle outcome with `report` (its text and key are not counted).
     fn bundle_of(report: Report) -> Outcome {

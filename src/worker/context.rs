@@ -2,7 +2,7 @@
 //! statistics feed the consumer-lag gauge.
 
 use super::Shared;
-use crate::metrics::Metrics;
+use crate::metrics::by_name;
 use prometheus::{Histogram, IntCounter};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
@@ -38,42 +38,15 @@ impl ProduceCtx {
     }
 }
 
-/// The handles of the series an acknowledged output updates, by topic, made when first
-/// needed. `with_label_values` hashes the labels and takes the family's lock for every call:
-/// twice an output, on the thread that serves delivery reports. A worker has one or two
-/// output topics and a few input topics, so a short list searched in order finds them.
+/// The handles of the series an acknowledged output updates, by topic ([`by_name`]), made
+/// when first needed. `with_label_values` hashes the labels and takes the family's lock for
+/// every call: twice an output, on the thread that serves delivery reports.
 #[derive(Default)]
 struct DeliverySeries {
     /// `produced_messages_total{result="ok"}` by output topic.
     ok: Vec<(String, IntCounter)>,
     /// `end_to_end_latency_seconds` by input topic.
     latency: Vec<(Arc<str>, Histogram)>,
-}
-
-impl DeliverySeries {
-    fn ok(&mut self, metrics: &Metrics, topic: &str) -> &IntCounter {
-        let at = match self.ok.iter().position(|(t, _)| t == topic) {
-            Some(at) => at,
-            None => {
-                let series = metrics.produced.with_label_values(&[topic, "ok"]);
-                self.ok.push((topic.to_string(), series));
-                self.ok.len() - 1
-            }
-        };
-        &self.ok[at].1
-    }
-
-    fn latency(&mut self, metrics: &Metrics, topic: &Arc<str>) -> &Histogram {
-        let at = match self.latency.iter().position(|(t, _)| t == topic) {
-            Some(at) => at,
-            None => {
-                let series = metrics.latency.with_label_values(&[topic.as_ref()]);
-                self.latency.push((topic.clone(), series));
-                self.latency.len() - 1
-            }
-        };
-        &self.latency[at].1
-    }
 }
 
 impl ClientContext for ProduceCtx {
@@ -94,12 +67,23 @@ impl ProducerContext for ProduceCtx {
                     p.offset,
                 );
                 let metrics = &self.shared.metrics;
-                let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-                series.ok(metrics, m.topic()).inc();
+                let series = &mut *self.series.lock().unwrap_or_else(|e| e.into_inner());
+                let out_topic = m.topic();
+                by_name(&mut series.ok, out_topic, || {
+                    let ok = metrics.produced.with_label_values(&[out_topic, "ok"]);
+                    (out_topic.to_string(), ok)
+                })
+                .1
+                .inc();
                 if let Some(ms) = p.broker_ms {
                     let now = chrono::Utc::now().timestamp_millis();
                     let secs = (now - ms).max(0) as f64 / 1000.0;
-                    series.latency(metrics, &p.topic).observe(secs);
+                    by_name(&mut series.latency, &p.topic, || {
+                        let latency = metrics.latency.with_label_values(&[&*p.topic]);
+                        (p.topic.clone(), latency)
+                    })
+                    .1
+                    .observe(secs);
                 }
             }
             Err((e, m)) => {

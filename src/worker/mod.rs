@@ -478,7 +478,7 @@ fn ready_now<F: Future>(f: F) -> Option<F::Output> {
 /// and a hash of the name and a lock in `with_label_values`).
 struct InputTopics<'m> {
     family: &'m prometheus::IntCounterVec,
-    /// A worker reads a few topics: a scan beats hashing the name.
+    /// By topic ([`by_name`](crate::metrics::by_name)).
     known: Vec<(Arc<str>, prometheus::IntCounter)>,
 }
 
@@ -492,15 +492,10 @@ impl<'m> InputTopics<'m> {
 
     /// The shared name of `topic` and its counter of messages consumed.
     fn get(&mut self, topic: &str) -> (Arc<str>, &prometheus::IntCounter) {
-        let at = match self.known.iter().position(|(t, _)| &**t == topic) {
-            Some(at) => at,
-            None => {
-                let series = self.family.with_label_values(&[topic]);
-                self.known.push((Arc::from(topic), series));
-                self.known.len() - 1
-            }
-        };
-        let (name, series) = &self.known[at];
+        let family = self.family;
+        let (name, series) = crate::metrics::by_name(&mut self.known, topic, || {
+            (Arc::from(topic), family.with_label_values(&[topic]))
+        });
         (name.clone(), series)
     }
 }
