@@ -366,15 +366,20 @@ impl<'k> Slot<'k> {
 }
 
 fn into_map(members: Members<'_>) -> Map<String, Value> {
-    // Keys are unique. A few are inserted one by one: most objects of an alert hold one to
-    // three members, and for them sorting a vector and building nodes from it costs more than
-    // the insertions' few comparisons. More are sorted, and `Map` (a BTreeMap) builds its
-    // nodes in one pass.
-    let few = members.len() <= FEW_MEMBERS;
-    let entries = members
-        .into_iter()
-        .map(|(k, s)| (k.into_owned(), s.into_value()));
-    if few {
+    map_of(
+        members
+            .into_iter()
+            .map(|(k, s)| (k.into_owned(), s.into_value())),
+    )
+}
+
+/// The map of `entries`, a later entry replacing an earlier one of the same key (what
+/// inserting them one by one gives). A few are inserted one by one: most objects of an alert
+/// hold one to three members, and for them sorting a vector and building nodes from it costs
+/// more than the insertions' few comparisons. More are sorted (stably, so the last of equal
+/// keys is kept), and `Map` (a BTreeMap) builds its nodes in one pass.
+pub fn map_of(entries: impl ExactSizeIterator<Item = (String, Value)>) -> Map<String, Value> {
+    if entries.len() <= FEW_MEMBERS {
         let mut map = Map::new();
         for (k, v) in entries {
             map.insert(k, v);
@@ -385,7 +390,7 @@ fn into_map(members: Members<'_>) -> Map<String, Value> {
     }
 }
 
-/// Objects with at most this many members are built by insertion ([`into_map`]).
+/// Objects with at most this many members are built by insertion ([`map_of`]).
 const FEW_MEMBERS: usize = 4;
 
 /// The member `key` of an object, created by `make` when it is not there yet.

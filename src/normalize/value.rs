@@ -15,29 +15,36 @@ use std::borrow::Cow;
 /// generated corpus), most of them at its top level and many of them absent (the names other
 /// variants of a source use).
 /// simd-json keeps an object of up to 32 members as a vector, so each lookup was a scan
-/// comparing keys, the whole vector for every absent one. The index is built once a record
-/// (hash each top-level key into a table of 64 one-byte slots) and answers with a probe or
-/// two; a path carries its first keys' hashes from compile time ([`CPath::top_keys`]).
-/// Lookups give exactly what [`lookup`] gives, first member first when a key repeats.
+/// comparing keys, the whole vector for every absent one; a larger object is a hash map, where
+/// each lookup hashed the key again (about 170 instructions a lookup in a flat Windows event
+/// of 40 to 60 members). The index is built once a record (hash each top-level key into a
+/// table of one-byte slots, at most half of them filled) and answers with a probe or two; a
+/// path carries its first keys' hashes from compile time ([`CPath::top_keys`]).
+/// Lookups give exactly what [`lookup`] gives, first member first when a key repeats. (In a
+/// hash map, which of two equal keys a lookup finds is the map's business: a record whose
+/// large top level repeats a key is not indexed.)
 pub struct Record<'v, 'a> {
     root: &'v Value<'a>,
     top: Option<TopIndex<'v, 'a>>,
 }
 
-/// Members simd-json keeps as a vector; larger objects are hash maps already.
-const MAX_INDEXED: usize = 32;
-/// Slots of the index: at most half of them filled, so probes stay short.
-const SLOTS: usize = 2 * MAX_INDEXED;
+/// The most members indexed: a slot holds 1 + a position in one byte, and the table keeps
+/// at least half of its slots empty.
+const MAX_INDEXED: usize = 127;
+/// Slots of the largest table. Objects of up to 32 members (the vectors) use the first 64.
+const SLOTS: usize = 256;
 
 struct TopIndex<'v, 'a> {
-    /// Slot → 1 + position in `members`; 0 when empty.
+    /// Slot → 1 + position in `members`; 0 when empty. The first `mask + 1` are used.
     slots: [u8; SLOTS],
+    mask: usize,
     members: Vec<(u64, &'v str, &'v Value<'a>)>,
 }
 
 impl<'v, 'a> TopIndex<'v, 'a> {
-    fn slot(hash: u64) -> usize {
-        (hash >> (64 - SLOTS.trailing_zeros())) as usize
+    fn slot(&self, hash: u64) -> usize {
+        // The hash's top bits: FxHash mixes its input into them.
+        (hash >> 56) as usize & self.mask
     }
 
     fn build(obj: &'v simd_json::value::borrowed::Object<'a>) -> Option<TopIndex<'v, 'a>> {
@@ -46,17 +53,25 @@ impl<'v, 'a> TopIndex<'v, 'a> {
         }
         let mut index = TopIndex {
             slots: [0; SLOTS],
+            mask: if obj.len() <= 32 { 63 } else { SLOTS - 1 },
             members: Vec::with_capacity(obj.len()),
         };
-        for (key, value) in obj.iter() {
+        'members: for (key, value) in obj.iter() {
             let hash = key_hash(key);
-            if index.get(key, hash).is_some() {
-                // A repeated key: lookups find the first one, as in the object itself.
-                continue;
-            }
-            let mut i = Self::slot(hash);
+            // The probe for a free slot passes every member filed under the same slots, so
+            // it finds a repeated key too.
+            let mut i = index.slot(hash);
             while index.slots[i] != 0 {
-                i = (i + 1) % SLOTS;
+                let (h, k, _) = index.members[index.slots[i] as usize - 1];
+                if h == hash && k == key.as_ref() {
+                    if obj.is_map() {
+                        // See the type's documentation.
+                        return None;
+                    }
+                    // A repeated key: lookups find the first one, as in the object itself.
+                    continue 'members;
+                }
+                i = (i + 1) & index.mask;
             }
             index.members.push((hash, key.as_ref(), value));
             index.slots[i] = index.members.len() as u8;
@@ -65,7 +80,7 @@ impl<'v, 'a> TopIndex<'v, 'a> {
     }
 
     fn get(&self, key: &str, hash: u64) -> Option<&'v Value<'a>> {
-        let mut i = Self::slot(hash);
+        let mut i = self.slot(hash);
         loop {
             let n = self.slots[i];
             if n == 0 {
@@ -75,7 +90,7 @@ impl<'v, 'a> TopIndex<'v, 'a> {
             if h == hash && k == key {
                 return Some(v);
             }
-            i = (i + 1) % SLOTS;
+            i = (i + 1) & self.mask;
         }
     }
 }
@@ -108,6 +123,10 @@ impl<'v, 'a> Record<'v, 'a> {
             return Some(self.root);
         }
         let (keys, hashes) = path.top_keys();
+        if let ([key], [hash]) = (keys, hashes) {
+            // One segment, the path of most rules: the member itself, no further step.
+            return top.get(key, *hash);
+        }
         for (k, (key, &hash)) in keys.iter().zip(hashes).enumerate() {
             if let Some(v) = top.get(key, hash) {
                 if let Some(found) = lookup_from(v, path, k + 1) {
@@ -245,8 +264,8 @@ mod tests {
             "x.y",
             "y",
         ];
-        for round in 0..400 {
-            let members = [0, 1, 5, 31, 32, 33, 40][round % 7];
+        for round in 0..440 {
+            let members = [0, 1, 5, 31, 32, 33, 40, 100, 127, 128, 200][round % 11];
             let mut text = String::from("{");
             for i in 0..members {
                 let key = if next(3) == 0 {
@@ -277,6 +296,40 @@ mod tests {
                 let got = indexed.lookup(&path).map(|x| x as *const Value<'_>);
                 assert_eq!(got, want, "{p} in {text}");
             }
+        }
+    }
+
+    /// A flat record larger than simd-json's vectors (a Windows event of 40 to 60 members) is
+    /// indexed; one whose large top level repeats a key is not (see [`Record`]), and one past
+    /// [`MAX_INDEXED`] members is not.
+    #[test]
+    fn large_top_levels_are_indexed_unless_a_key_repeats() {
+        let flat = |n: usize, repeat: bool| {
+            let mut members: Vec<String> = (0..n).map(|i| format!("\"Field{i}\":{i}")).collect();
+            if repeat {
+                members.push("\"Field7\":\"again\"".into());
+            }
+            format!("{{{}}}", members.join(","))
+        };
+        for (n, repeat, indexed) in [
+            (60, false, true),
+            (60, true, false),
+            (MAX_INDEXED, false, true),
+            (MAX_INDEXED + 1, false, false),
+        ] {
+            let mut bytes = flat(n, repeat).into_bytes();
+            let v = simd_json::to_borrowed_value(&mut bytes).unwrap();
+            let record = Record::new(&v);
+            assert_eq!(
+                record.top.is_some(),
+                indexed,
+                "{n} members, repeat {repeat}"
+            );
+            let path = CPath::new("Field7");
+            assert_eq!(
+                record.lookup(&path).map(|x| x as *const Value<'_>),
+                lookup(&v, &path).map(|x| x as *const Value<'_>)
+            );
         }
     }
 
