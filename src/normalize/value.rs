@@ -160,6 +160,10 @@ fn lookup_from<'v, 'a>(cur: &'v Value<'a>, path: &CPath, i: usize) -> Option<&'v
         Value::Object(map) => {
             for (key, next) in path.keys_at(i) {
                 if let Some(v) = map.get(key) {
+                    if next == path.len() {
+                        // The last step: the member itself, without a call to say so.
+                        return Some(v);
+                    }
                     if let Some(found) = lookup_from(v, path, next) {
                         return Some(found);
                     }
