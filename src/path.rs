@@ -538,6 +538,25 @@ mod tests {
         assert!(!is_present(&v, "nope.deeper"));
     }
 
+    /// Built by insertion (a few entries) or sorted in one pass (more), a repeated key keeps
+    /// its last value, as inserting the entries one by one would.
+    #[test]
+    fn map_of_keeps_the_last_of_a_repeated_key() {
+        for n in [2, FEW_MEMBERS, FEW_MEMBERS + 1, 40] {
+            let mut entries: Vec<(String, Value)> = (0..n)
+                .map(|i| (format!("k{:02}", n - i), json!(i)))
+                .collect();
+            entries.insert(1, ("k01".to_string(), json!("first")));
+            let mut expect = Map::new();
+            for (k, v) in entries.clone() {
+                expect.insert(k, v);
+            }
+            let got = map_of(entries.into_iter());
+            assert_eq!(got, expect, "{n} entries");
+            assert_eq!(got["k01"], json!(n - 1), "{n} entries");
+        }
+    }
+
     #[test]
     fn numeric_segments_keep_their_spelling_as_object_keys() {
         let mut m = Map::new();
