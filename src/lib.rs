@@ -36,6 +36,7 @@ pub mod generate;
 pub mod http;
 pub mod iptext;
 pub mod jsonout;
+pub mod keyed;
 pub mod memo;
 pub mod metrics;
 pub mod normalize;

@@ -5,6 +5,7 @@
 //! they can be computed over any window in PromQL.
 
 use crate::enrich::EnricherStats;
+use crate::keyed::{by_name, by_str};
 use crate::pipeline::Outcome;
 use crate::score::FieldFill;
 use prometheus::core::Collector;
@@ -263,10 +264,7 @@ impl Metrics {
         };
         let mut guard = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let Series { sources, lookups } = &mut *guard;
-        if !sources.contains_key(source) {
-            sources.insert(source.to_string(), SourceSeries::default());
-        }
-        let s = sources.get_mut(source).expect("inserted above");
+        let s = by_str(sources, source, SourceSeries::default);
         let c = s.classes.entry(class_uid).or_default();
         let class = || class_uid.to_string();
         c.records
@@ -375,24 +373,6 @@ impl Metrics {
     }
 }
 
-/// The entry named `name` in a short list searched in order, made by `make` (which names it)
-/// when the list has none. For the series handles kept by topic or enricher name: a worker has
-/// a handful of each, and a scan of their names beats hashing one.
-pub(crate) fn by_name<'l, K: AsRef<str>, V>(
-    list: &'l mut Vec<(K, V)>,
-    name: &str,
-    make: impl FnOnce() -> (K, V),
-) -> &'l mut (K, V) {
-    let at = match list.iter().position(|(k, _)| k.as_ref() == name) {
-        Some(at) => at,
-        None => {
-            list.push(make());
-            list.len() - 1
-        }
-    };
-    &mut list[at]
-}
-
 /// Add to `counter` what `total` (a running count kept elsewhere) has gained since `counted`,
 /// the part of it already added; a total that went down (a restarted count) adds nothing.
 pub fn count_since(counter: &IntCounter, total: u64, counted: &mut u64) {
@@ -434,24 +414,6 @@ mod tests {
     use super::*;
     use crate::pipeline::{DeadLetter, Report};
     use crate::record::Origin;
-
-    #[test]
-    fn by_name_makes_each_entry_once() {
-        let mut list: Vec<(std::sync::Arc<str>, u32)> = Vec::new();
-        let mut made = 0;
-        for name in [
-            "raw.edr", "raw.ids", "raw.edr", "raw.edr", "raw.ids", "raw.fw",
-        ] {
-            let entry = by_name(&mut list, name, || {
-                made += 1;
-                (name.into(), 0)
-            });
-            entry.1 += 1;
-        }
-        assert_eq!(made, 3, "one entry a name");
-        let got: Vec<(&str, u32)> = list.iter().map(|(k, n)| (&**k, *n)).collect();
-        assert_eq!(got, vec![("raw.edr", 3), ("raw.ids", 2), ("raw.fw", 1)]);
-    }
 
     /// A bundle outcome with `report` (its text and key are not counted).
     fn bundle_of(report: Report) -> Outcome {

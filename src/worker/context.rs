@@ -2,7 +2,7 @@
 //! statistics feed the consumer-lag gauge.
 
 use super::Shared;
-use crate::metrics::by_name;
+use crate::keyed::by_name;
 use prometheus::{Histogram, IntCounter};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};

@@ -478,7 +478,7 @@ fn ready_now<F: Future>(f: F) -> Option<F::Output> {
 /// and a hash of the name and a lock in `with_label_values`).
 struct InputTopics<'m> {
     family: &'m prometheus::IntCounterVec,
-    /// By topic ([`by_name`](crate::metrics::by_name)).
+    /// By topic ([`by_name`](crate::keyed::by_name)).
     known: Vec<(Arc<str>, prometheus::IntCounter)>,
 }
 
@@ -493,7 +493,7 @@ impl<'m> InputTopics<'m> {
     /// The shared name of `topic` and its counter of messages consumed.
     fn get(&mut self, topic: &str) -> (Arc<str>, &prometheus::IntCounter) {
         let family = self.family;
-        let (name, series) = crate::metrics::by_name(&mut self.known, topic, || {
+        let (name, series) = crate::keyed::by_name(&mut self.known, topic, || {
             (Arc::from(topic), family.with_label_values(&[topic]))
         });
         (name.clone(), series)

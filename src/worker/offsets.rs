@@ -189,10 +189,7 @@ impl Offsets {
 
     /// The partitions of `topic`, made empty if it had none; the name is copied only then.
     fn topic_mut(&mut self, topic: &str) -> &mut BTreeMap<i32, PartitionTracker> {
-        if !self.parts.contains_key(topic) {
-            self.parts.insert(topic.to_string(), BTreeMap::new());
-        }
-        self.parts.get_mut(topic).expect("inserted above")
+        crate::keyed::by_str(&mut self.parts, topic, BTreeMap::new)
     }
 }
 
