@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::cmp::Ordering;
 
 /// Read the value at a dotted path. Numeric segments index arrays.
 pub fn get<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
@@ -330,6 +331,32 @@ pub fn set_at(root: &mut Map<String, Value>, path: &SetPath, new: Value) {
 /// several times and allocated every key; building the mapping engine's output this way
 /// takes the searches out (34.5k → 28k instructions a record, of which building the maps in
 /// one pass is 17k; benches/OPTIMISATIONS.md).
+/// An object made member by member outside a [`Builder`] (the mapping engine's unmapped
+/// walk), to be written whole with [`Builder::insert_object`]: its keys are borrowed until the
+/// builder makes its map, and not copied where a spare map holds them already
+/// ([`Builder::into_map_reusing`]). A key may come twice; the later member is kept, as
+/// inserting them in turn keeps it.
+#[derive(Debug)]
+pub struct Object<'k>(Members<'k>);
+
+impl<'k> Object<'k> {
+    pub fn with_capacity(n: usize) -> Object<'k> {
+        Object(Vec::with_capacity(n))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn push(&mut self, key: &'k str, v: Value) {
+        self.0.push((Cow::Borrowed(key), Slot::Value(v)));
+    }
+
+    pub fn push_object(&mut self, key: &'k str, o: Object<'k>) {
+        self.0.push((Cow::Borrowed(key), Slot::Object(o.0)));
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Builder<'k> {
     root: Members<'k>,
@@ -346,6 +373,9 @@ enum Slot<'k> {
 }
 
 impl<'k> Slot<'k> {
+    /// What a member's place holds once its slot has been taken.
+    const NONE: Slot<'static> = Slot::Value(Value::Null);
+
     fn empty(array: bool) -> Slot<'k> {
         if array {
             Slot::Array(Vec::new())
@@ -443,6 +473,11 @@ impl<'k> Builder<'k> {
         put(&mut self.root, key, Slot::Value(new));
     }
 
+    /// Write the object `new` at the top-level `key`, replacing what was there.
+    pub fn insert_object(&mut self, key: &'k str, new: Object<'k>) {
+        put(&mut self.root, key, Slot::Object(new.0));
+    }
+
     /// [`set_at`] on the object being built.
     pub fn set(&mut self, path: &'k SetPath, new: Value) {
         let Some((first, rest)) = path.steps.split_first() else {
@@ -506,6 +541,102 @@ impl<'k> Builder<'k> {
     pub fn into_map(self) -> Map<String, Value> {
         into_map(self.root)
     }
+
+    /// [`into_map`](Builder::into_map), built into `spare`: the same map, but a member whose
+    /// key `spare` holds at the same place takes that place, and so `spare`'s node and key's
+    /// string, instead of new ones. `leftover` names the keys (parent, key; no parent at the
+    /// top) that `spare` may hold beyond the builder's and that the result keeps, as null.
+    pub fn into_map_reusing(
+        self,
+        spare: Map<String, Value>,
+        leftover: &[(Option<&str>, &str)],
+    ) -> Map<String, Value> {
+        refill(self.root, spare, Level::Top, leftover)
+    }
+}
+
+/// Where an object [`refill`] builds is: which of `leftover`'s keys it may keep.
+#[derive(Clone, Copy)]
+enum Level<'p> {
+    Top,
+    Under(&'p str),
+    Deeper,
+}
+
+/// The map of `members`, made in `spare`: a member whose key `spare` holds takes its place
+/// (and its node, and its key's string), one it does not hold is inserted, and a key of
+/// `spare`'s that no member has is removed, unless `leftover` names it for this level (then
+/// it is kept, as null).
+fn refill(
+    mut members: Members<'_>,
+    mut spare: Map<String, Value>,
+    level: Level<'_>,
+    leftover: &[(Option<&str>, &str)],
+) -> Map<String, Value> {
+    if spare.len() > 64 || members.len() > 64 {
+        // More than the marks below hold.
+        return into_map(members);
+    }
+    let parent = match level {
+        Level::Top => Some(None),
+        Level::Under(p) => Some(Some(p)),
+        Level::Deeper => None,
+    };
+    // Stable: of equal keys (an [`Object`]'s may repeat), the later is inserted after the
+    // earlier below, and so kept, as `map_of` keeps it.
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    // Both in key order: member `j` against the spare's key `i`. Each slot is taken where it
+    // goes, not the member moved.
+    let (mut j, mut missing, mut removed) = (0, 0u64, 0u64);
+    for (i, (k, v)) in spare.iter_mut().enumerate() {
+        loop {
+            let here = members.get_mut(j);
+            match here.as_ref().map(|(m, _)| m.as_ref().cmp(k.as_str())) {
+                Some(Ordering::Less) => {
+                    missing |= 1 << j;
+                    j += 1;
+                }
+                Some(Ordering::Equal) => {
+                    let slot = std::mem::replace(&mut here.expect("compared").1, Slot::NONE);
+                    j += 1;
+                    match (slot, v) {
+                        (Slot::Object(members), Value::Object(old)) => {
+                            let child = match level {
+                                Level::Top => Level::Under(k),
+                                _ => Level::Deeper,
+                            };
+                            *old = refill(members, std::mem::take(old), child, leftover);
+                        }
+                        (slot, v) => *v = slot.into_value(),
+                    }
+                    break;
+                }
+                _ if parent.is_some_and(|p| leftover.contains(&(p, k.as_str()))) => {
+                    *v = Value::Null;
+                    break;
+                }
+                _ => {
+                    removed |= 1 << i;
+                    break;
+                }
+            }
+        }
+    }
+    if removed != 0 {
+        let mut i = 0;
+        spare.retain(|_, _| {
+            i += 1;
+            removed >> (i - 1) & 1 == 0
+        });
+    }
+    if missing != 0 || j < members.len() {
+        for (n, (k, slot)) in members.into_iter().enumerate() {
+            if n >= j || missing >> n & 1 == 1 {
+                spare.insert(k.into_owned(), slot.into_value());
+            }
+        }
+    }
+    spare
 }
 
 fn empty_container(array: bool) -> Value {
@@ -754,6 +885,122 @@ mod tests {
             expect.insert("top".into(), json!(0));
             assert_eq!(b.into_map(), expect, "writes {:?}", &order[..take]);
         }
+    }
+
+    #[test]
+    fn a_map_built_into_a_spare_is_the_map_built_anew() {
+        // Random sets of overlapping writes, each built anew and into the map the previous
+        // set made (its keys partly the same, partly not), with leftovers beside them at the
+        // levels that keep them and at one that does not, and a member object whose key
+        // repeats (the later one kept).
+        let writes: Vec<(&str, Value)> = vec![
+            ("a.b", json!(1)),
+            ("a", json!({"x": {"y": 1}, "b": 0})),
+            ("a.x.z", json!("two")),
+            ("a.b.c", json!(3)),
+            ("l.1.x", json!(4)),
+            ("l", json!([5, {"k": 6}])),
+            ("s", json!("scalar")),
+            ("s.t", json!(10)),
+            ("m.n.o", json!("deep")),
+            ("m.n.p", json!(12)),
+            ("m.q", json!(null)),
+            ("c", json!("cap")),
+        ];
+        let leftover: &[(Option<&str>, &str)] = &[(None, "c"), (None, "v"), (Some("a"), "v")];
+        let paths: Vec<SetPath> = writes.iter().map(|(p, _)| SetPath::new(p)).collect();
+        let build = |order: &[usize], repeat: bool| {
+            let mut b = Builder::new();
+            for &i in order {
+                b.set(&paths[i], writes[i].1.clone());
+            }
+            if repeat {
+                let mut o = Object::with_capacity(3);
+                o.push("k", json!(1));
+                o.push("j", json!({"deep": true}));
+                o.push("k", json!(2));
+                b.insert_object("u", o);
+            }
+            b
+        };
+        let mut order: Vec<usize> = (0..writes.len()).collect();
+        let mut rng = 11u64;
+        let mut next = || {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            rng >> 33
+        };
+        let mut spare = Map::new();
+        let mut reused = 0;
+        for round in 0..400 {
+            for i in (1..order.len()).rev() {
+                order.swap(i, next() as usize % (i + 1));
+            }
+            let take = 1 + next() as usize % order.len();
+            let repeat = round % 3 == 0;
+            // What the spare holds beyond this set's keys: leftovers, at the top and under
+            // `a`, and the same key deeper (not a leftover there: removed).
+            if round % 2 == 0 {
+                spare.insert("v".into(), json!("left"));
+                if let Some(Value::Object(a)) = spare.get_mut("a") {
+                    a.insert("v".into(), json!("left"));
+                }
+                if let Some(Value::Object(m)) = spare.get_mut("m") {
+                    m.insert("v".into(), json!("removed"));
+                }
+            }
+            let expect = build(&order[..take], repeat).into_map();
+            let had_v = spare.contains_key("v");
+            reused += usize::from(!spare.is_empty());
+            let got = build(&order[..take], repeat).into_map_reusing(spare, leftover);
+            // A leftover is kept, as null, where the object around it is built member by
+            // member (the top always; `a` unless it was written whole): the same map but for
+            // those nulls.
+            let without_leftovers = |m: &Map<String, Value>| {
+                let mut m = m.clone();
+                for k in ["v", "c"] {
+                    if m.get(k).is_some_and(Value::is_null) {
+                        m.remove(k);
+                    }
+                }
+                if let Some(Value::Object(a)) = m.get_mut("a") {
+                    if a.get("v").is_some_and(Value::is_null) {
+                        a.remove("v");
+                    }
+                }
+                m
+            };
+            assert_eq!(
+                without_leftovers(&got),
+                without_leftovers(&expect),
+                "writes {:?}",
+                &order[..take]
+            );
+            assert_eq!(
+                got.get("v"),
+                had_v.then_some(&Value::Null),
+                "the top's leftover"
+            );
+            if repeat {
+                assert_eq!(got["u"]["k"], json!(2), "the later of a repeated key");
+            }
+            spare = got;
+        }
+        assert!(reused > 300, "built into a spare {reused} times");
+    }
+
+    #[test]
+    fn a_spare_too_large_to_mark_is_left_for_a_new_map() {
+        let spare: Map<String, Value> = (0..100).map(|i| (format!("k{i:03}"), json!(i))).collect();
+        let paths: Vec<SetPath> = (0..70).map(|i| SetPath::new(&format!("k{i:03}"))).collect();
+        let mut b = Builder::new();
+        let mut expect = Map::new();
+        for (i, p) in paths.iter().enumerate() {
+            b.set(p, json!(-(i as i64)));
+            expect.insert(format!("k{i:03}"), json!(-(i as i64)));
+        }
+        assert_eq!(b.into_map_reusing(spare, &[]), expect);
     }
 
     #[test]

@@ -748,6 +748,7 @@ impl Pipeline {
         let class_uid = p.mapped.class_uid;
         let dedup = match verdict {
             Verdict::Repeat { fingerprint, .. } => {
+                crate::normalize::spare::put(p.mapped.shape, p.alert);
                 return Folded::Duplicate(Outcome::Duplicate {
                     source: p.source,
                     class_uid,
@@ -867,7 +868,7 @@ impl Pipeline {
             },
         };
         let json = b.to_json();
-        Outcome::Bundle {
+        let outcome = Outcome::Bundle {
             key: bundle::routing_key(&alert),
             json,
             report: Report {
@@ -880,7 +881,9 @@ impl Pipeline {
                 fill,
                 safety_findings: safety.finding_kinds(),
             },
-        }
+        };
+        crate::normalize::spare::put(mapped.shape, alert);
+        outcome
     }
 }
 
@@ -1165,6 +1168,49 @@ mod tests {
                     assert!(wrong > 0, "no wrong guess, run {run}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn alerts_built_into_spare_maps_are_the_alerts_built_anew() {
+        // Generated records of every source, every seventh JSON one with a key the sanitiser
+        // renames (so that a spare's keys differ from the next alert's), through one pipeline
+        // on this thread, which keeps each class rule's last alert to build the next one
+        // into, and through another with each record on a thread of its own, which has none.
+        let mut text = String::new();
+        for (i, r) in Generator::new(13).take(3000).enumerate() {
+            match r.line.strip_prefix('{') {
+                Some(rest) if i % 7 == 0 => {
+                    text.push_str("{\"odd\\u200bkey\u{7}\": \"x\", ");
+                    text.push_str(rest);
+                }
+                _ => text.push_str(&r.line),
+            }
+            text.push('\n');
+        }
+        let mut cfg = Config::default();
+        cfg.quality.reference_time = "none".into();
+        let (_, reused) = one_by_one(&cfg, &text);
+        assert!(
+            crate::normalize::spare::held() > 20,
+            "{} spare maps",
+            crate::normalize::spare::held()
+        );
+        let mut fresh = Pipeline::from_config(&cfg).unwrap();
+        let mut anew = Vec::new();
+        for f in frame_all("gen", text.as_bytes(), fresh.limits()) {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    assert_eq!(crate::normalize::spare::held(), 0, "a new thread's");
+                    fresh.process_framed(f, RecordContext::default(), &mut anew);
+                });
+            });
+        }
+        assert_eq!(reused.len(), anew.len());
+        let renamed = reused.iter().filter(|o| render(o).contains("odd")).count();
+        assert!(renamed > 200, "{renamed} bundles with the renamed key");
+        for (i, (a, b)) in reused.iter().zip(&anew).enumerate() {
+            assert_eq!(render(a), render(b), "outcome {i}");
         }
     }
 

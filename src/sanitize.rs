@@ -2382,6 +2382,11 @@ impl Sanitizer {
                 let inh = own.as_ref().unwrap_or(inh);
                 self.keys(map, inh, at, w);
                 for (k, child) in map.iter_mut() {
+                    if child.is_null() {
+                        // Nothing to clean or search (a spare alert's captions wait there:
+                        // `normalize::spare`).
+                        continue;
+                    }
                     let at = at.child(Seg::Key(k));
                     let child_node = node.and_then(|n| n.children.get(k.as_str()));
                     match child_node

@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A mapping ready to run.
 #[derive(Debug)]
@@ -33,7 +34,8 @@ pub struct Mapping {
 
 #[derive(Debug)]
 struct CompiledClass {
-    name: String,
+    /// Shared: each alert of the class rule names it ([`Mapped::rule`]).
+    name: Arc<str>,
     when: Option<Cond>,
     class_uid: u32,
     activity_id: Option<i64>,
@@ -150,9 +152,11 @@ enum Conv {
 #[derive(Debug)]
 pub struct Mapped {
     pub alert: Map<String, Json>,
+    /// The class rule that built the alert, as [`spare`](super::spare) files its map (0: none).
+    pub shape: usize,
     pub class_uid: u32,
     /// Name of the class rule that matched (`None`: no rule matched, Base Event).
-    pub rule: Option<String>,
+    pub rule: Option<Arc<str>>,
     /// Unmapped vendor leaves, not counting transport fields.
     pub unmapped_leaves: usize,
     pub gaps: Vec<Gap>,
@@ -235,11 +239,14 @@ impl Mapping {
     /// Map one record. Never fails: a record no class rule matches becomes a Base Event with
     /// the source-wide fields mapped, the rest under `unmapped`, and a `class_unmapped` gap.
     pub fn apply(&self, record: &Value<'_>) -> Mapped {
-        self.apply_indexed(&Record::new(record))
+        self.apply_indexed(&Record::new(record), false)
     }
 
-    /// [`apply`](Mapping::apply) to a record already indexed.
-    pub fn apply_indexed(&self, record: &Record<'_, '_>) -> Mapped {
+    /// [`apply`](Mapping::apply) to a record already indexed. With `spare`, the alert is built
+    /// into the map the thread keeps for its class rule ([`spare`](super::spare)), where there
+    /// is one: the same alert, except that it may hold the keys of the captions
+    /// [`derive`](super::derive) writes, as null, until `derive` writes them.
+    pub fn apply_indexed(&self, record: &Record<'_, '_>, spare: bool) -> Mapped {
         let matched = self
             .classes
             .iter()
@@ -257,7 +264,7 @@ impl Mapping {
         }
         let mut leaves = 0;
         if let Some(unmapped) = self.unmapped(record.root(), Some(&class.paths), &mut leaves) {
-            alert.insert("unmapped", unmapped);
+            alert.insert_object("unmapped", unmapped);
         }
         if matched.is_none() {
             gaps.push(Gap::new(
@@ -272,8 +279,13 @@ impl Mapping {
         if self.product.as_object().is_some_and(|p| !p.is_empty()) {
             alert.set(&self.product_path, self.product.clone());
         }
+        let shape = std::ptr::from_ref(class) as usize;
         Mapped {
-            alert: alert.into_map(),
+            alert: match spare.then(|| super::spare::take(shape)).flatten() {
+                Some(spare) => alert.into_map_reusing(spare, super::spare::LEFTOVER),
+                None => alert.into_map(),
+            },
+            shape,
             class_uid: class.class_uid,
             rule: matched.map(|c| c.name.clone()),
             unmapped_leaves: leaves,
@@ -411,11 +423,16 @@ impl Mapping {
     /// `at` is `v`'s node in the tree of the paths the class reads ([`PathNode`]); it is
     /// `None` beneath a member that no read or transport path lies under, where there is
     /// nothing to look up and all but the null values is unmapped.
-    fn unmapped(&self, v: &Value<'_>, at: Option<&PathNode>, leaves: &mut usize) -> Option<Json> {
+    fn unmapped<'r>(
+        &self,
+        v: &'r Value<'_>,
+        at: Option<&PathNode>,
+        leaves: &mut usize,
+    ) -> Option<path::Object<'r>> {
         let Value::Object(obj) = v else { return None };
-        // Collected, then made a map at once (`path::map_of`: sorted and built in one pass
-        // when there are more than a few), which inserting each member searched the map for.
-        let mut out: Vec<(String, Json)> = Vec::with_capacity(obj.len());
+        // Collected with the record's keys, and made a map with the alert's (into its spare
+        // map's, where the keys are there already: `path::Builder::into_map_reusing`).
+        let mut out = path::Object::with_capacity(obj.len());
         for (k, child) in obj.iter() {
             if self.is_null(child) {
                 continue;
@@ -425,18 +442,18 @@ impl Mapping {
             if role.consumed {
                 // Mapped: not unmapped.
             } else if role.transport {
-                out.push((k.to_string(), to_json(child)));
+                out.push(k, to_json(child));
             } else if !matches!(child, Value::Object(_)) {
                 *leaves += count_leaves(child);
-                out.push((k.to_string(), to_json(child)));
+                out.push(k, to_json(child));
             } else {
                 let beneath = if role.above { node } else { None };
                 if let Some(rest) = self.unmapped(child, beneath, leaves) {
-                    out.push((k.to_string(), rest));
+                    out.push_object(k, rest);
                 }
             }
         }
-        (!out.is_empty()).then(|| Json::Object(path::map_of(out.into_iter())))
+        (!out.is_empty()).then_some(out)
     }
 
     /// Which rule wrote which attribute for this record: the same choices [`apply`] makes,
@@ -502,7 +519,7 @@ impl Mapping {
             fields.push((rule.target.clone(), how));
         }
         MappingTrace {
-            class_rule: matched.map(|c| c.name.clone()),
+            class_rule: matched.map(|c| c.name.to_string()),
             class_uid: class.class_uid,
             fields,
         }
@@ -510,7 +527,7 @@ impl Mapping {
 
     /// Names of the class rules, in order, for `explain`.
     pub fn class_rule_names(&self) -> Vec<String> {
-        self.classes.iter().map(|c| c.name.clone()).collect()
+        self.classes.iter().map(|c| c.name.to_string()).collect()
     }
 }
 
@@ -790,7 +807,7 @@ fn compile_class(def: &MappingDef, class: &ClassDef) -> anyhow::Result<CompiledC
         )
     });
     Ok(CompiledClass {
-        name,
+        name: name.into(),
         when,
         class_uid: class.class_uid,
         activity_id: class.activity_id,

@@ -10,6 +10,7 @@
 
 pub mod cut;
 pub mod engine;
+pub mod spare;
 pub mod spec;
 pub mod value;
 
@@ -143,12 +144,14 @@ impl Normalizer {
 
     /// Pick the mapping and run it, without the attributes [`derive`](fn@derive) adds. The pipeline
     /// derives them after sanitising: they are captions from the OCSF tables, not text from
-    /// the record, so the sanitiser has nothing to look for in them.
+    /// the record, so the sanitiser has nothing to look for in them. The alert is built into
+    /// the thread's spare map for its class rule ([`spare`]), and so may hold their keys
+    /// already, as null.
     pub fn map_record(&self, record: &Value<'_>, format: &str, input: &str) -> Normalized {
         let indexed = value::Record::new(record);
         let mapping = self.detect_indexed(&indexed, format, input).cloned();
         let mapped = match &mapping {
-            Some(m) => m.apply_indexed(&indexed),
+            Some(m) => m.apply_indexed(&indexed, true),
             None => {
                 let mut alert = Map::new();
                 alert.insert("class_uid".into(), Json::from(0));
@@ -157,6 +160,7 @@ impl Normalizer {
                 alert.insert("unmapped".into(), value::to_json(record));
                 Mapped {
                     alert,
+                    shape: 0,
                     class_uid: 0,
                     rule: None,
                     unmapped_leaves: 0,
@@ -192,15 +196,17 @@ pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
     let category_uid = if class_uid == 0 { 0 } else { class_uid / 1000 };
     let class_name = ocsf::class_name(class_uid);
     let activity_name = ocsf::activity_name(class_uid, activity_id);
-    a.insert("category_uid".into(), Json::from(category_uid));
-    a.insert(
-        "category_name".into(),
+    put(a, "category_uid", Json::from(category_uid));
+    put(
+        a,
+        "category_name",
         Json::from(ocsf::category_name(category_uid)),
     );
-    a.insert("class_name".into(), Json::from(class_name));
-    a.insert("activity_name".into(), Json::from(activity_name));
-    a.insert(
-        "type_uid".into(),
+    put(a, "class_name", Json::from(class_name));
+    put(a, "activity_name", Json::from(activity_name));
+    put(
+        a,
+        "type_uid",
         Json::from(class_uid as i64 * 100 + activity_id),
     );
     // Joined by hand: `format!` costs several hundred instructions a record here, and
@@ -209,11 +215,8 @@ pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
     type_name.push_str(class_name);
     type_name.push_str(": ");
     type_name.push_str(activity_name);
-    a.insert("type_name".into(), Json::from(type_name));
-    a.insert(
-        "severity".into(),
-        Json::from(ocsf::severity_name(severity_id)),
-    );
+    put(a, "type_name", Json::from(type_name));
+    put(a, "severity", Json::from(ocsf::severity_name(severity_id)));
     // `path::set(a, "metadata.version", ..)` without parsing the path for every record
     // (an array there gets the version appended, a scalar is replaced, as `set` does).
     let version = Json::from(ocsf::VERSION);
@@ -227,10 +230,21 @@ pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
     };
     match metadata {
         Json::Object(m) => {
-            m.insert("version".into(), version);
+            put(m, "version", version);
         }
         Json::Array(items) => items.push(version),
         other => *other = Json::Object(Map::from_iter([("version".into(), version)])),
+    }
+}
+
+/// `map[key] = v`, the key allocated only when it is not there yet (a map built into a spare
+/// one already holds it: [`spare`]).
+fn put(map: &mut Map<String, Json>, key: &str, v: Json) {
+    match map.get_mut(key) {
+        Some(old) => *old = v,
+        None => {
+            map.insert(key.to_string(), v);
+        }
     }
 }
 
