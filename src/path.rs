@@ -324,13 +324,6 @@ pub fn set_at(root: &mut Map<String, Value>, path: &SetPath, new: Value) {
     }
 }
 
-/// Builds a JSON object from many [`SetPath`] writes, with exactly the result of calling
-/// [`set_at`] for each in turn on an empty map, but faster: members are kept in small vectors
-/// under keys borrowed from the paths, and each object becomes a sorted `Map` once, at the end
-/// ([`Builder::into_map`]). Writing an attribute into nested `BTreeMap`s searched each level
-/// several times and allocated every key; building the mapping engine's output this way
-/// takes the searches out (34.5k → 28k instructions a record, of which building the maps in
-/// one pass is 17k; benches/OPTIMISATIONS.md).
 /// An object made member by member outside a [`Builder`] (the mapping engine's unmapped
 /// walk), to be written whole with [`Builder::insert_object`]: its keys are borrowed until the
 /// builder makes its map, and not copied where a spare map holds them already
@@ -357,6 +350,13 @@ impl<'k> Object<'k> {
     }
 }
 
+/// Builds a JSON object from many [`SetPath`] writes, with exactly the result of calling
+/// [`set_at`] for each in turn on an empty map, but faster: members are kept in small vectors
+/// under keys borrowed from the paths, and each object becomes a sorted `Map` once, at the end
+/// ([`Builder::into_map`]). Writing an attribute into nested `BTreeMap`s searched each level
+/// several times and allocated every key; building the mapping engine's output this way
+/// takes the searches out (34.5k → 28k instructions a record, of which building the maps in
+/// one pass is 17k; benches/OPTIMISATIONS.md).
 #[derive(Debug, Default)]
 pub struct Builder<'k> {
     root: Members<'k>,
@@ -545,7 +545,8 @@ impl<'k> Builder<'k> {
     /// [`into_map`](Builder::into_map), built into `spare`: the same map, but a member whose
     /// key `spare` holds at the same place takes that place, and so `spare`'s node and key's
     /// string, instead of new ones. `leftover` names the keys (parent, key; no parent at the
-    /// top) that `spare` may hold beyond the builder's and that the result keeps, as null.
+    /// top) that `spare` may hold beyond the builder's and that the result keeps, as null,
+    /// where the builder made the object around them member by member.
     pub fn into_map_reusing(
         self,
         spare: Map<String, Value>,
@@ -563,6 +564,18 @@ enum Level<'p> {
     Deeper,
 }
 
+impl Level<'_> {
+    /// Whether `leftover` names `key` of an object at this level.
+    fn keeps(self, leftover: &[(Option<&str>, &str)], key: &str) -> bool {
+        let parent = match self {
+            Level::Top => None,
+            Level::Under(p) => Some(p),
+            Level::Deeper => return false,
+        };
+        leftover.contains(&(parent, key))
+    }
+}
+
 /// The map of `members`, made in `spare`: a member whose key `spare` holds takes its place
 /// (and its node, and its key's string), one it does not hold is inserted, and a key of
 /// `spare`'s that no member has is removed, unless `leftover` names it for this level (then
@@ -577,11 +590,6 @@ fn refill(
         // More than the marks below hold.
         return into_map(members);
     }
-    let parent = match level {
-        Level::Top => Some(None),
-        Level::Under(p) => Some(Some(p)),
-        Level::Deeper => None,
-    };
     // Stable: of equal keys (an [`Object`]'s may repeat), the later is inserted after the
     // earlier below, and so kept, as `map_of` keeps it.
     members.sort_by(|a, b| a.0.cmp(&b.0));
@@ -611,7 +619,7 @@ fn refill(
                     }
                     break;
                 }
-                _ if parent.is_some_and(|p| leftover.contains(&(p, k.as_str()))) => {
+                _ if level.keeps(leftover, k) => {
                     *v = Value::Null;
                     break;
                 }

@@ -282,7 +282,7 @@ impl Mapping {
         let shape = std::ptr::from_ref(class) as usize;
         Mapped {
             alert: match spare.then(|| super::spare::take(shape)).flatten() {
-                Some(spare) => alert.into_map_reusing(spare, super::spare::LEFTOVER),
+                Some(spare) => alert.into_map_reusing(spare, &super::spare::LEFTOVER),
                 None => alert.into_map(),
             },
             shape,

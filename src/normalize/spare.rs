@@ -5,29 +5,30 @@
 //! class rule; the next alert of that rule is built into it
 //! ([`Builder::into_map_reusing`](crate::path::Builder::into_map_reusing)), keeping every key and
 //! tree node whose place is the same and taking only the new values. One map a rule and a
-//! thread is kept, the latest.
+//! thread is kept, the latest. A kept map holds the captions [`derive`](super::derive) wrote
+//! after sanitising ([`DERIVED`](super::DERIVED)); the next alert keeps them in place as null,
+//! which the sanitiser passes by, until `derive` writes them again.
 
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value as Json};
 use std::cell::RefCell;
+use std::sync::LazyLock;
 
 thread_local! {
     static SPARE: RefCell<FxHashMap<usize, Map<String, Json>>> = RefCell::default();
 }
 
-/// What a spare map may hold beyond the keys its next alert's rules write: the captions
-/// [`derive`](super::derive) writes after sanitising, which the map kept from last time. They
-/// are set to null until `derive` writes them again, so that the sanitiser sees nothing there.
-pub const LEFTOVER: &[(Option<&str>, &str)] = &[
-    (None, "category_uid"),
-    (None, "category_name"),
-    (None, "class_name"),
-    (None, "activity_name"),
-    (None, "type_uid"),
-    (None, "type_name"),
-    (None, "severity"),
-    (Some("metadata"), "version"),
-];
+/// [`DERIVED`](super::DERIVED) as [`Builder::into_map_reusing`](crate::path::Builder::into_map_reusing)
+/// takes it: (parent, key), no parent at the top.
+pub static LEFTOVER: LazyLock<Vec<(Option<&str>, &str)>> = LazyLock::new(|| {
+    super::DERIVED
+        .iter()
+        .map(|d| match d.split_once('.') {
+            Some((parent, key)) => (Some(parent), key),
+            None => (None, *d),
+        })
+        .collect()
+});
 
 /// Put `alert` aside for the next alert of `shape` (a class rule's identity; 0: none).
 pub fn put(shape: usize, alert: Json) {
