@@ -407,8 +407,9 @@ fn into_map(members: Members<'_>) -> Map<String, Value> {
 /// inserting them one by one gives). A few are inserted one by one: most objects of an alert
 /// hold one to three members, and for them sorting a vector and building nodes from it costs
 /// more than the insertions' few comparisons. More are sorted (stably, so the last of equal
-/// keys is kept), and `Map` (a BTreeMap) builds its nodes in one pass.
-pub fn map_of(entries: impl ExactSizeIterator<Item = (String, Value)>) -> Map<String, Value> {
+/// keys is kept: an [`Object`]'s keys may repeat), and `Map` (a BTreeMap) builds its nodes in
+/// one pass.
+fn map_of(entries: impl ExactSizeIterator<Item = (String, Value)>) -> Map<String, Value> {
     if entries.len() <= FEW_MEMBERS {
         let mut map = Map::new();
         for (k, v) in entries {

@@ -96,7 +96,8 @@ impl<'v, 'a> TopIndex<'v, 'a> {
 }
 
 impl<'v, 'a> Record<'v, 'a> {
-    /// Index a record's top level (objects of up to 32 members; anything else is read as it is).
+    /// Index a record's top level (objects of up to `MAX_INDEXED` members, unless a large one
+    /// repeats a key; anything else is read as it is).
     pub fn new(root: &'v Value<'a>) -> Record<'v, 'a> {
         let top = match root {
             Value::Object(obj) => TopIndex::build(obj),
