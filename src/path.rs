@@ -368,14 +368,14 @@ type Members<'k> = Vec<(Cow<'k, str>, Slot<'k>)>;
 enum Slot<'k> {
     /// A value as written (which may be a whole object or array).
     Value(Value),
+    /// A value written by reference ([`Builder::set_const`]): copied into the map made,
+    /// unless the map it is made in holds it already.
+    Const(&'k Value),
     Object(Members<'k>),
     Array(Vec<Slot<'k>>),
 }
 
 impl<'k> Slot<'k> {
-    /// What a member's place holds once its slot has been taken.
-    const NONE: Slot<'static> = Slot::Value(Value::Null);
-
     fn empty(array: bool) -> Slot<'k> {
         if array {
             Slot::Array(Vec::new())
@@ -389,6 +389,7 @@ impl<'k> Slot<'k> {
     fn into_value(self) -> Value {
         match self {
             Slot::Value(v) => v,
+            Slot::Const(v) => v.clone(),
             Slot::Object(members) => Value::Object(into_map(members)),
             Slot::Array(items) => Value::Array(items.into_iter().map(Slot::into_value).collect()),
         }
@@ -481,11 +482,22 @@ impl<'k> Builder<'k> {
 
     /// [`set_at`] on the object being built.
     pub fn set(&mut self, path: &'k SetPath, new: Value) {
+        self.set_slot(path, Slot::Value(new))
+    }
+
+    /// [`set`](Builder::set) of a value that outlives the builder (a mapping's constant
+    /// product), without copying it first: a map built into a spare one that holds an equal
+    /// value there keeps that value ([`Builder::into_map_reusing`]); any other map gets a copy.
+    pub fn set_const(&mut self, path: &'k SetPath, new: &'k Value) {
+        self.set_slot(path, Slot::Const(new))
+    }
+
+    fn set_slot(&mut self, path: &'k SetPath, new: Slot<'k>) {
         let Some((first, rest)) = path.steps.split_first() else {
             return;
         };
         if rest.is_empty() {
-            return put(&mut self.root, first.key(), Slot::Value(new));
+            return put(&mut self.root, first.key(), new);
         }
         let next_is_index = matches!(rest[0], Step::Index(..));
         let mut cur = member(&mut self.root, first.key(), || Slot::empty(next_is_index));
@@ -494,6 +506,10 @@ impl<'k> Builder<'k> {
             let next_is_index = rest
                 .get(n + 1)
                 .is_some_and(|s| matches!(s, Step::Index(..)));
+            if let Slot::Const(v) = cur {
+                // Written into: a value of its own from here on.
+                *cur = Slot::Value(v.clone());
+            }
             if let Slot::Value(v) = cur {
                 // A container written whole is opened up one level to write into it; any
                 // other value on the way is replaced, as `set_at` replaces it.
@@ -519,7 +535,7 @@ impl<'k> Builder<'k> {
                         items.push(Slot::Value(Value::Null));
                     }
                     if last {
-                        items[idx] = Slot::Value(new);
+                        items[idx] = new;
                         return;
                     }
                     if matches!(items[idx], Slot::Value(Value::Null)) {
@@ -529,11 +545,11 @@ impl<'k> Builder<'k> {
                 }
                 Slot::Object(members) => {
                     if last {
-                        return put(members, step.key(), Slot::Value(new));
+                        return put(members, step.key(), new);
                     }
                     member(members, step.key(), || Slot::empty(next_is_index))
                 }
-                Slot::Value(_) => unreachable!("opened up above"),
+                Slot::Value(_) | Slot::Const(_) => unreachable!("opened up above"),
             };
         }
     }
@@ -594,27 +610,42 @@ fn refill(
     // Stable: of equal keys (an [`Object`]'s may repeat), the later is inserted after the
     // earlier below, and so kept, as `map_of` keeps it.
     members.sort_by(|a, b| a.0.cmp(&b.0));
-    // Both in key order: member `j` against the spare's key `i`. Each slot is taken where it
-    // goes, not the member moved.
-    let (mut j, mut missing, mut removed) = (0, 0u64, 0u64);
+    // Both in key order: the next member against the spare's key `i`. Each member is moved
+    // out once, where it goes, so that nothing is left of the vector to drop but its block;
+    // one whose key the spare does not hold waits in `missing` (rare: the shape changed).
+    let mut incoming = members.into_iter();
+    let mut missing: Members<'_> = Vec::new();
+    let mut removed = 0u64;
     for (i, (k, v)) in spare.iter_mut().enumerate() {
         loop {
-            let here = members.get_mut(j);
-            match here.as_ref().map(|(m, _)| m.as_ref().cmp(k.as_str())) {
-                Some(Ordering::Less) => {
-                    missing |= 1 << j;
-                    j += 1;
-                }
+            match incoming
+                .as_slice()
+                .first()
+                .map(|(m, _)| m.as_ref().cmp(k.as_str()))
+            {
+                Some(Ordering::Less) => missing.extend(incoming.next()),
                 Some(Ordering::Equal) => {
-                    let slot = std::mem::replace(&mut here.expect("compared").1, Slot::NONE);
-                    j += 1;
+                    let (_, slot) = incoming.next().expect("compared");
                     match (slot, v) {
                         (Slot::Object(members), Value::Object(old)) => {
                             let child = match level {
                                 Level::Top => Level::Under(k),
                                 _ => Level::Deeper,
                             };
-                            *old = refill(members, std::mem::take(old), child, leftover);
+                            let kept = std::mem::take(old);
+                            // The empty map taken's place is overwritten, not dropped: it
+                            // holds nothing to free.
+                            std::mem::forget(std::mem::replace(
+                                old,
+                                refill(members, kept, child, leftover),
+                            ));
+                        }
+                        (Slot::Value(new), v) => *v = new,
+                        (Slot::Const(c), v) => {
+                            // Unless the spare holds it already (a kept alert's product).
+                            if *v != *c {
+                                *v = c.clone();
+                            }
                         }
                         (slot, v) => *v = slot.into_value(),
                     }
@@ -638,12 +669,8 @@ fn refill(
             removed >> (i - 1) & 1 == 0
         });
     }
-    if missing != 0 || j < members.len() {
-        for (n, (k, slot)) in members.into_iter().enumerate() {
-            if n >= j || missing >> n & 1 == 1 {
-                spare.insert(k.into_owned(), slot.into_value());
-            }
-        }
+    for (k, slot) in missing.into_iter().chain(incoming) {
+        spare.insert(k.into_owned(), slot.into_value());
     }
     spare
 }
@@ -888,7 +915,12 @@ mod tests {
             let (mut expect, mut b) = (Map::new(), Builder::new());
             for &i in &order[..take] {
                 set_at(&mut expect, &paths[i], writes[i].1.clone());
-                b.set(&paths[i], writes[i].1.clone());
+                // Every other write by reference, some of them written into afterwards.
+                if i % 2 == 0 {
+                    b.set(&paths[i], writes[i].1.clone());
+                } else {
+                    b.set_const(&paths[i], &writes[i].1);
+                }
             }
             b.insert("top", json!(0));
             expect.insert("top".into(), json!(0));
@@ -918,10 +950,16 @@ mod tests {
         ];
         let leftover: &[(Option<&str>, &str)] = &[(None, "c"), (None, "v"), (Some("a"), "v")];
         let paths: Vec<SetPath> = writes.iter().map(|(p, _)| SetPath::new(p)).collect();
-        let build = |order: &[usize], repeat: bool| {
+        // Writes by value or by reference (`set_const`), which the spare keeps where it
+        // holds an equal value and replaces where it does not.
+        let build = |order: &[usize], repeat: bool, by_ref: usize| {
             let mut b = Builder::new();
             for &i in order {
-                b.set(&paths[i], writes[i].1.clone());
+                if (i + by_ref) % 2 == 0 {
+                    b.set(&paths[i], writes[i].1.clone());
+                } else {
+                    b.set_const(&paths[i], &writes[i].1);
+                }
             }
             if repeat {
                 let mut o = Object::with_capacity(3);
@@ -959,10 +997,21 @@ mod tests {
                     m.insert("v".into(), json!("removed"));
                 }
             }
-            let expect = build(&order[..take], repeat).into_map();
+            // A value of the spare's that differs from the one written (as a sanitised one
+            // may), where the write may be by reference.
+            if round % 5 == 0 {
+                if let Some(s @ Value::String(_)) = spare.get_mut("s") {
+                    *s = json!("changed");
+                }
+                if let Some(Value::Object(a)) = spare.get_mut("a") {
+                    a.insert("x".into(), json!({"y": "changed"}));
+                }
+            }
+            let by_ref = round % 3;
+            let expect = build(&order[..take], repeat, by_ref).into_map();
             let had_v = spare.contains_key("v");
             reused += usize::from(!spare.is_empty());
-            let got = build(&order[..take], repeat).into_map_reusing(spare, leftover);
+            let got = build(&order[..take], repeat, by_ref).into_map_reusing(spare, leftover);
             // A leftover is kept, as null, where the object around it is built member by
             // member (the top always; `a` unless it was written whole): the same map but for
             // those nulls.

@@ -11,6 +11,7 @@ use crate::score::Gap;
 use anyhow::{bail, Context};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -259,7 +260,7 @@ impl Mapping {
         alert.insert("severity_id", Json::from(class.severity_id.unwrap_or(1)));
         for rule in &class.rules {
             if let Some(v) = self.run_rule(rule, record, &mut gaps) {
-                alert.set(&rule.target_path, v);
+                set(&mut alert, &rule.target_path, v);
             }
         }
         let mut leaves = 0;
@@ -277,7 +278,7 @@ impl Mapping {
             leaves = 0;
         }
         if self.product.as_object().is_some_and(|p| !p.is_empty()) {
-            alert.set(&self.product_path, self.product.clone());
+            alert.set_const(&self.product_path, &self.product);
         }
         let shape = std::ptr::from_ref(class) as usize;
         Mapped {
@@ -300,25 +301,33 @@ impl Mapping {
         matches!(v, Value::String(s) if self.null_values.iter().any(|n| n == s.as_ref()))
     }
 
-    fn run_rule(&self, rule: &Rule, record: &Record<'_, '_>, gaps: &mut Vec<Gap>) -> Option<Json> {
+    /// The value `rule` gives for `record`, if any: borrowed where it is the rule's own (a
+    /// constant, a value of its `map`, its default), which the alert takes without a copy
+    /// when its spare map holds it already ([`path::Builder::set_const`]).
+    fn run_rule<'m>(
+        &'m self,
+        rule: &'m Rule,
+        record: &Record<'_, '_>,
+        gaps: &mut Vec<Gap>,
+    ) -> Option<Cow<'m, Json>> {
         if let Some(w) = &rule.when {
             if !w.eval(record) {
                 return None;
             }
         }
         let out = self.rule_value(rule, record, gaps);
-        out.or_else(|| rule.default.clone())
+        out.or_else(|| rule.default.as_ref().map(Cow::Borrowed))
     }
 
-    fn rule_value(
-        &self,
-        rule: &Rule,
+    fn rule_value<'m>(
+        &'m self,
+        rule: &'m Rule,
         record: &Record<'_, '_>,
         gaps: &mut Vec<Gap>,
-    ) -> Option<Json> {
+    ) -> Option<Cow<'m, Json>> {
         let mut regex_done = false;
         let mut value: Json = match &rule.source {
-            Source::Const(c) => return Some(c.clone()),
+            Source::Const(c) => return Some(Cow::Borrowed(c)),
             Source::Paths(paths) => {
                 let found = paths
                     .iter()
@@ -346,14 +355,14 @@ impl Mapping {
                         let mut obj = path::Builder::new();
                         for sub in each {
                             if let Some(v) = self.run_rule(sub, &item, gaps) {
-                                obj.set(&sub.target_path, v);
+                                set(&mut obj, &sub.target_path, v);
                             }
                         }
                         if !obj.is_empty() {
                             out.push(Json::Object(obj.into_map()));
                         }
                     }
-                    return (!out.is_empty()).then_some(Json::Array(out));
+                    return (!out.is_empty()).then_some(Cow::Owned(Json::Array(out)));
                 }
                 match (&rule.regex, &rule.split, found) {
                     // A string cut by a regex: the capture is copied out of the record, not
@@ -409,14 +418,13 @@ impl Mapping {
             }
         };
         if let Some(map) = &rule.map {
-            let found = map.get(&*json_str(&value)?).cloned();
-            value = match found {
-                Some(v) => v,
-                None if rule.map_keep_unknown => value,
-                None => rule.map_default.clone()?,
+            return match map.get(&*json_str(&value)?) {
+                Some(v) => Some(Cow::Borrowed(v)),
+                None if rule.map_keep_unknown => Some(Cow::Owned(value)),
+                None => rule.map_default.as_ref().map(Cow::Borrowed),
             };
         }
-        Some(value)
+        Some(Cow::Owned(value))
     }
 
     /// The part of `v` no rule consumed, with the count of its leaves (added to `leaves`).
@@ -815,6 +823,14 @@ fn compile_class(def: &MappingDef, class: &ClassDef) -> anyhow::Result<CompiledC
         rules,
         paths,
     })
+}
+
+/// Write a rule's value: a borrowed one by reference ([`path::Builder::set_const`]).
+fn set<'m>(alert: &mut path::Builder<'m>, target: &'m path::SetPath, v: Cow<'m, Json>) {
+    match v {
+        Cow::Borrowed(c) => alert.set_const(target, c),
+        Cow::Owned(v) => alert.set(target, v),
+    }
 }
 
 #[cfg(test)]
