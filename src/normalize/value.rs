@@ -79,6 +79,7 @@ impl<'v, 'a> TopIndex<'v, 'a> {
         Some(index)
     }
 
+    #[inline]
     fn get(&self, key: &str, hash: u64) -> Option<&'v Value<'a>> {
         let mut i = self.slot(hash);
         loop {
@@ -116,7 +117,23 @@ impl<'v, 'a> Record<'v, 'a> {
     }
 
     /// [`lookup`] through the index.
+    ///
+    /// Inlined for the path of most rules, one segment, which the index answers with a probe
+    /// or two; the rest is out of line, so that this answer costs no call (as a function of
+    /// its own, every lookup saved and restored six registers).
+    #[inline]
     pub fn lookup(&self, path: &CPath) -> Option<&'v Value<'a>> {
+        if let Some(top) = &self.top {
+            if let ([key], [hash]) = path.top_keys() {
+                // One segment: the member itself, no further step.
+                return top.get(key, *hash);
+            }
+        }
+        self.lookup_further(path)
+    }
+
+    #[inline(never)]
+    fn lookup_further(&self, path: &CPath) -> Option<&'v Value<'a>> {
         let Some(top) = &self.top else {
             return lookup(self.root, path);
         };
@@ -124,10 +141,6 @@ impl<'v, 'a> Record<'v, 'a> {
             return Some(self.root);
         }
         let (keys, hashes) = path.top_keys();
-        if let ([key], [hash]) = (keys, hashes) {
-            // One segment, the path of most rules: the member itself, no further step.
-            return top.get(key, *hash);
-        }
         for (k, (key, &hash)) in keys.iter().zip(hashes).enumerate() {
             if let Some(v) = top.get(key, hash) {
                 if let Some(found) = lookup_from(v, path, k + 1) {
