@@ -231,6 +231,11 @@ pub fn to_text(v: &Json) -> String {
 }
 
 /// A value in compact form.
+///
+/// Inlined where it is called, containers out of line: most members of an alert are
+/// scalars, and as one recursive function every member's value paid for saving and restoring
+/// six registers.
+#[inline]
 pub fn write_value(out: &mut Vec<u8>, v: &Json) {
     match v {
         Json::Null => out.extend_from_slice(b"null"),
@@ -238,6 +243,13 @@ pub fn write_value(out: &mut Vec<u8>, v: &Json) {
         Json::Bool(false) => out.extend_from_slice(b"false"),
         Json::Number(n) => write_number(out, n),
         Json::String(s) => write_str(out, s),
+        Json::Array(_) | Json::Object(_) => write_container(out, v),
+    }
+}
+
+#[inline(never)]
+fn write_container(out: &mut Vec<u8>, v: &Json) {
+    match v {
         Json::Array(items) => write_array(out, items, write_value),
         Json::Object(map) => {
             let mut o = ObjectWriter::new(out);
@@ -246,6 +258,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Json) {
             }
             o.end();
         }
+        _ => write_value(out, v),
     }
 }
 
