@@ -2382,9 +2382,10 @@ impl Sanitizer {
                 let inh = own.as_ref().unwrap_or(inh);
                 self.keys(map, inh, at, w);
                 for (k, child) in map.iter_mut() {
-                    if child.is_null() {
-                        // Nothing to clean or search (a spare alert's captions wait there:
-                        // `normalize::spare`).
+                    if !matches!(child, Json::String(_) | Json::Array(_) | Json::Object(_)) {
+                        // Nothing to clean or search in a number, a boolean or a null (a
+                        // spare alert's captions wait as null: `normalize::spare`), and no
+                        // call made to be told so.
                         continue;
                     }
                     let at = at.child(Seg::Key(k));
