@@ -190,18 +190,8 @@ pub const DERIVED: &[&str] = &[
     "metadata.version",
 ];
 
-/// Where [`derive`] writes, in the order it makes the values: the top-level captions of
-/// [`DERIVED`], then `metadata` (for `metadata.version`).
-const PLACES: [&str; 8] = [
-    "category_uid",
-    "category_name",
-    "class_name",
-    "activity_name",
-    "type_uid",
-    "type_name",
-    "severity",
-    "metadata",
-];
+/// How many of [`DERIVED`] are top-level captions: all but the last, `metadata.version`.
+const CAPTIONS: usize = DERIVED.len() - 1;
 
 /// Fill what OCSF derives from class, activity and severity ([`DERIVED`]).
 ///
@@ -210,14 +200,16 @@ const PLACES: [&str; 8] = [
 /// searches of a B-tree of about twenty keys were 4.1k instructions an alert. A place not
 /// there (a map built anew) is inserted after the walk.
 pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
-    let (mut activity_id, mut severity_id) = (None, None);
-    let mut places: [Option<&mut Json>; PLACES.len()] = Default::default();
+    let (mut activity_id, mut severity_id, mut metadata) = (None, None, None);
+    // The captions' places, in `DERIVED`'s order.
+    let mut places: [Option<&mut Json>; CAPTIONS] = Default::default();
     for (k, v) in a.iter_mut() {
         match k.as_str() {
             "activity_id" => activity_id = Some(&*v),
             "severity_id" => severity_id = Some(&*v),
+            "metadata" => metadata = Some(v),
             k => {
-                if let Some(at) = PLACES.iter().position(|p| *p == k) {
+                if let Some(at) = DERIVED[..CAPTIONS].iter().position(|d| *d == k) {
                     places[at] = Some(v);
                 }
             }
@@ -234,7 +226,8 @@ pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
     type_name.push_str(class_name);
     type_name.push_str(": ");
     type_name.push_str(activity_name);
-    let captions: [Json; 7] = [
+    // In `DERIVED`'s order.
+    let captions: [Json; CAPTIONS] = [
         Json::from(category_uid),
         Json::from(ocsf::category_name(category_uid)),
         Json::from(class_name),
@@ -247,8 +240,7 @@ pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
     // (an array there gets the version appended, a scalar is replaced, as `set` does).
     let version = Json::from(ocsf::VERSION);
     let mut missing = Vec::new();
-    let [captions_places @ .., metadata] = places;
-    for ((place, caption), key) in captions_places.into_iter().zip(captions).zip(PLACES) {
+    for ((place, caption), &key) in places.into_iter().zip(captions).zip(DERIVED) {
         match place {
             Some(old) => *old = caption,
             None => missing.push((key, caption)),
@@ -395,12 +387,10 @@ mod tests {
                     ("metadata.version", json!(ocsf::VERSION)),
                 ];
                 assert_eq!(captions.len(), DERIVED.len());
-                let top: Vec<&str> = DERIVED
-                    .iter()
-                    .copied()
-                    .filter(|d| !d.contains('.'))
-                    .collect();
-                assert_eq!(top, PLACES[..PLACES.len() - 1], "`derive`'s places");
+                assert!(
+                    DERIVED[..CAPTIONS].iter().all(|d| !d.contains('.')),
+                    "`derive` takes all of DERIVED but the last for top-level captions"
+                );
                 for (path, v) in captions {
                     assert!(DERIVED.contains(&path), "{path}");
                     crate::path::set(&mut expect, path, v);
