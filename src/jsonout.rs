@@ -139,9 +139,10 @@ fn write_short(out: &mut Vec<u8>, b: &[u8]) -> bool {
     }
     let len = out.len();
     let at = out.as_mut_ptr().wrapping_add(len);
-    // SAFETY (each `unsafe` below): the test above left at least `SHORT + 2` bytes of
-    // capacity past `len`, and every write lands in `len .. len + n + 2` (`n <= SHORT`), unaligned where it
-    // is a word; `set_len` at the end covers exactly those bytes, all of them written.
+    // SAFETY (each `unsafe` below): the test above found at least `SHORT + 2` bytes of
+    // capacity past `len`, and every write lands in `len .. len + n + 2` (`n <= SHORT`),
+    // unaligned where it is a word; `set_len` at the end covers exactly those bytes, all of
+    // them written.
     if n >= 8 {
         let (head, tail) = (word(0), word(n - 8));
         if either_needs_escape(head, tail) {

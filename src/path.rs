@@ -485,8 +485,8 @@ impl<'k> Builder<'k> {
         self.set_slot(path, Slot::Value(new))
     }
 
-    /// [`set`](Builder::set) of a value that outlives the builder (a mapping's constant
-    /// product), without copying it first: a map built into a spare one that holds an equal
+    /// [`set`](Builder::set) of a value that outlives the builder (a mapping's product, a
+    /// rule's constant), without copying it first: a map built into a spare one that holds an equal
     /// value there keeps that value ([`Builder::into_map_reusing`]); any other map gets a copy.
     pub fn set_const(&mut self, path: &'k SetPath, new: &'k Value) {
         self.set_slot(path, Slot::Const(new))
@@ -634,7 +634,8 @@ fn refill(
                             };
                             let kept = std::mem::take(old);
                             // The empty map taken's place is overwritten, not dropped: it
-                            // holds nothing to free.
+                            // holds nothing to free, and dropping it cost 0.5k instructions
+                            // a record.
                             std::mem::forget(std::mem::replace(
                                 old,
                                 refill(members, kept, child, leftover),
@@ -642,7 +643,8 @@ fn refill(
                         }
                         (Slot::Value(new), v) => *v = new,
                         (Slot::Const(c), v) => {
-                            // Unless the spare holds it already (a kept alert's product).
+                            // Unless the spare holds it already (the previous alert's
+                            // product, or the same constant).
                             if *v != *c {
                                 *v = c.clone();
                             }

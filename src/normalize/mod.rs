@@ -179,6 +179,8 @@ impl Normalizer {
 /// Attributes OCSF derives from `class_uid`, `activity_id` and `severity_id` (and the schema
 /// version), which [`derive`](fn@derive) writes. Mappings cannot set them. An alert built into
 /// a kept map ([`spare`]) holds them from the last alert, as null, until `derive` writes them.
+/// The top-level captions come first, in the order `derive` makes them; `metadata.version`
+/// last.
 pub const DERIVED: &[&str] = &[
     "category_uid",
     "category_name",
