@@ -248,14 +248,14 @@ pub fn derive(a: &mut Map<String, Json>, class_uid: u32) {
             None => missing.push((key, caption)),
         }
     }
+    // An object holding only the version, where `metadata` is absent or neither an object
+    // nor an array.
+    let only_version = |v| Json::Object(Map::from_iter([("version".into(), v)]));
     match metadata {
         Some(Json::Object(m)) => put(m, "version", version),
         Some(Json::Array(items)) => items.push(version),
-        Some(other) => *other = Json::Object(Map::from_iter([("version".into(), version)])),
-        None => missing.push((
-            "metadata",
-            Json::Object(Map::from_iter([("version".into(), version)])),
-        )),
+        Some(other) => *other = only_version(version),
+        None => missing.push(("metadata", only_version(version))),
     }
     for (key, v) in missing {
         a.insert(key.to_string(), v);
